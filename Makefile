@@ -1,0 +1,26 @@
+# Two commands on a fresh machine:  `make demo` runs the job on the embedded default; `make test` runs the tests.
+# Both create .venv (Python >= 3.11) with everything the project needs on first use; re-running is a no-op.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export YOLO_OFFLINE := 1
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m jobs.demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check fusion trt jobs tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output

@@ -1,0 +1,72 @@
+import csv
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fusion.data.generate import ArchiveSpec, write_archive
+from fusion.data.video import VideoError, VideoReader, write_video
+
+
+def _frames(n, h, w, gray=False):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (h, w) if gray else (h, w, 3), dtype=np.uint8)
+    for i in range(n):
+        yield np.roll(base, 2 * i, axis=1)
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_round_trip_frame_count_timestamps_size(tmp_path, gray):
+    path = str(tmp_path / "v.mp4")
+    assert write_video(path, _frames(60, 96, 128, gray), fps=30) == 60
+    with VideoReader(path, gray=gray) as r:
+        info = r.info()
+        frames = list(r.frames())
+    assert info.frames == 60 and (info.width, info.height) == (128, 96) and info.fps == pytest.approx(30)
+    assert len(frames) == 60
+    np.testing.assert_allclose([t for t, _ in frames], np.arange(60) / 30, atol=1e-6)
+    assert frames[0][1].shape == ((96, 128) if gray else (96, 128, 3))
+    assert info.keyframes_s == (0.0,)  # one keyframe per 2 s, no scene-cut extras
+
+
+def test_window_read_starts_and_ends_at_requested_times(tmp_path):
+    path = str(tmp_path / "v.mp4")
+    write_video(path, _frames(100, 64, 64), fps=25)
+    with VideoReader(path) as r:
+        window = list(r.frames(start=2.4, end=3.0))
+    ts = [t for t, _ in window]
+    assert ts[0] == pytest.approx(2.4) and ts[-1] == pytest.approx(2.96) and len(ts) == 15
+
+
+def test_reader_from_bytes_matches_file(tmp_path):
+    path = str(tmp_path / "v.mp4")
+    write_video(path, _frames(10, 64, 64, gray=True), fps=25)
+    a = [f for _, f in VideoReader(path, gray=True).frames()]
+    b = [f for _, f in VideoReader(open(path, "rb").read(), gray=True).frames()]
+    assert len(a) == len(b) == 10
+    np.testing.assert_array_equal(a[3], b[3])
+
+
+def test_garbage_is_a_video_error_naming_the_source(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(VideoError, match="bad.mp4"):
+        VideoReader(str(bad))
+
+
+def test_archive_pairs_have_same_frame_count_and_timestamps(tmp_path):
+    manifest = write_archive(ArchiveSpec(out=str(tmp_path), clips=2, seconds=2.0, fps=25, seed=5))
+    rows = list(csv.DictReader(open(manifest)))
+    assert [r["camera_id"] for r in rows] == ["cam00", "cam01"]
+    for row in rows:
+        with VideoReader(str(tmp_path / row["rgb_uri"])) as rgb, VideoReader(str(tmp_path / row["ir_uri"]),
+                                                                              gray=True) as ir:
+            ti, tr = rgb.info(), ir.info()
+            assert ti.frames == tr.frames == 50
+            assert (ti.width, ti.height) == (640, 512) and (tr.width, tr.height) == (320, 256)
+            assert ti.keyframes_s == tr.keyframes_s
+            t_rgb = [t for t, _ in rgb.frames()]
+            t_ir = [t for t, _ in ir.frames()]
+            assert t_rgb == t_ir
+        gt = pq.read_table(str(tmp_path / row["rgb_uri"]).replace("_rgb.mp4", "_gt.parquet")).to_pydict()
+        assert max(gt["frame_idx"]) <= 49 and set(gt["class_id"]) <= {0, 1}
