@@ -27,7 +27,15 @@ import pyarrow.parquet as pq
 
 from fusion.config import ConfigError, load_config, split_cli
 from fusion.data.layouts import DatasetWriter
-from fusion.data.scene import CLASS_NAMES, SLICES, Illumination, SceneConfig, make_scene, render_pair
+from fusion.data.scene import (
+    CLASS_NAMES,
+    SLICES,
+    Illumination,
+    SceneConfig,
+    make_scene,
+    render_pair,
+    scene_seed,
+)
 from fusion.data.video import write_video
 
 log = logging.getLogger(__name__)
@@ -59,10 +67,6 @@ class DatasetSpec:
     def scene_config(self) -> SceneConfig:
         return SceneConfig(rgb_size=self.rgb_size, ir_size=self.ir_size, ir_shift=self.ir_shift,
                            ir_scale=self.ir_scale)
-
-
-def scene_seed(dataset_seed: int, index: int) -> int:
-    return dataset_seed * 1_000_000 + index
 
 
 def _render_one(args: tuple[DatasetSpec, int]):

@@ -232,6 +232,11 @@ def make_scene(seed: int, config: SceneConfig | None = None, *, speed: float = 1
     return Scene(cfg, horizon, things, lamps, (sx, sy, tx, ty), albedo, ir_base, seed)
 
 
+def scene_seed(dataset_seed: int, index: int) -> int:
+    """Scene seed of sample `index` of dataset `dataset_seed`: datasets with different seeds never share scenes."""
+    return dataset_seed * 1_000_000 + index
+
+
 def render_pair(seed: int, slice_: Slice, config: SceneConfig | None = None) -> Frame:
     """One still pair from `seed` in illumination slice `slice_`."""
     scene = make_scene(seed, config, speed=0.0)

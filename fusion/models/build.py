@@ -1,0 +1,59 @@
+"""Model configuration and the one place an architecture name becomes a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from fusion.config import ConfigError
+from fusion.data.scene import CLASS_NAMES
+from fusion.models.detectors import decision_fusion, mid_fusion, single_stream
+from fusion.models.parts import SCALES
+
+Architecture = Literal["early", "mid", "decision", "rgb", "ir"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: Architecture = "mid"  # fusion family; rgb / ir are the single-modality baselines
+    scale: Literal["n", "s", "m"] = "n"  # YOLO11 width/depth multiplier
+    num_classes: int = len(CLASS_NAMES)  # 0 person, 1 vehicle
+    shared_backbone: bool = False  # mid fusion only: one backbone for both modalities
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1 or len(self.class_names) != self.num_classes:
+            raise ConfigError(f"model: num_classes={self.num_classes} must equal len(class_names)="
+                              f"{len(self.class_names)}")
+        if self.shared_backbone and self.arch != "mid":
+            raise ConfigError("model.shared_backbone applies to arch=mid only")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return {"rgb": ("rgb",), "ir": ("ir",)}.get(self.arch, ("rgb", "ir"))
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    scale = SCALES[cfg.scale]
+    if cfg.arch == "mid":
+        return mid_fusion(scale=scale, num_classes=cfg.num_classes, shared_backbone=cfg.shared_backbone)
+    if cfg.arch == "decision":
+        return decision_fusion(scale=scale, num_classes=cfg.num_classes)
+    return single_stream(inputs=cfg.arch, scale=scale, num_classes=cfg.num_classes)
+
+
+def model_stats(model: nn.Module, *, size: tuple[int, int] = (640, 512)) -> dict[str, float]:
+    """Parameters (M), fp16 weight size (MB) and GFLOPs for one pair at `size` (W, H), like peers report."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in model.parameters())
+    w, h = size
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, h, w), torch.zeros(1, 1, h, w))
+    model.train(was_training)
+    return {"params_M": params / 1e6, "fp16_MB": params * 2 / 2**20, "GFLOPs": counter.get_total_flops() / 1e9}

@@ -1,0 +1,204 @@
+"""Train a paired RGB-IR detector with ultralytics' detection loss and task-aligned assigner.
+
+    python -m fusion.train configs/mid_n.yaml [key=value ...]
+    python -m fusion.train configs/mid_n.yaml epochs=1 data.n_train=16 batch=4     # a tiny CPU run
+
+Writes `<out>/last.pt`, `<out>/best.pt` (by held-out mAP50-95) and `<out>/metrics.json`; `resume=true` continues
+from `last.pt`. Mixed precision on CUDA; CPU works for tiny runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from ultralytics.utils.loss import v8DetectionLoss
+
+from fusion.checkpoint import load_checkpoint, save_checkpoint
+from fusion.config import ConfigError, load_config, split_cli, to_dict
+from fusion.data.layouts import read_dataset
+from fusion.data.pairs import AugmentConfig, FolderPairs, SyntheticPairs, TrainPairs, collate
+from fusion.evaluate import evaluate
+from fusion.models.build import ModelConfig, build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["synthetic", "folder"] = "synthetic"  # generated on the fly, or an LLVIP/YOLOFuse folder
+    root: str = ""  # folder: dataset URL (train split)
+    val_root: str = ""  # folder: held-out dataset URL ("" = none)
+    split: str = "train"
+    n_train: int = 4000  # synthetic: training pairs (dataset seed `seed`)
+    n_val: int = 500  # synthetic: held-out pairs (dataset seed `val_seed`, never used for training)
+    seed: int = 0
+    val_seed: int = 1500
+    size: tuple[int, int] = (640, 512)  # model input (W, H), multiples of 32
+    cache_dir: str = ""  # synthetic: render once into memory-mapped arrays here ("" = render on the fly)
+
+    def __post_init__(self) -> None:
+        if any(v % 32 for v in self.size):
+            raise ConfigError(f"data.size={self.size}: width and height must be multiples of 32")
+        if self.source == "folder" and not self.root:
+            raise ConfigError("data.root is required when data.source=folder")
+        if self.seed == self.val_seed:
+            raise ConfigError("data.seed and data.val_seed must differ (held-out scenes must be unseen)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    epochs: int = 30
+    batch: int = 32
+    lr: float = 0.002  # AdamW peak learning rate, cosine decay to lr/20
+    weight_decay: float = 0.0005
+    warmup_epochs: float = 1.0
+    box: float = 7.5  # ultralytics loss gains
+    cls: float = 0.5
+    dfl: float = 1.5
+    amp: bool = True  # float16 autocast on CUDA (ignored on CPU)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    workers: int = 4  # DataLoader processes
+    out: str = "runs/mid_n"
+    seed: int = 0
+    val_every: int = 5  # epochs between held-out evaluations (and always after the last)
+    time_budget_min: float = 0.0  # > 0: the LR schedule follows elapsed time too, and training stops at it
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
+            raise ConfigError("epochs and batch must be >= 1, lr > 0")
+
+
+def _loss_fns(model: torch.nn.Module, cfg: TrainConfig) -> list[v8DetectionLoss]:
+    hyp = SimpleNamespace(box=cfg.box, cls=cfg.cls, dfl=cfg.dfl)
+    heads = [model.rgb_detector.head, model.ir_detector.head] if cfg.model.arch == "decision" else [model.head]
+    # v8DetectionLoss reads .args, .model[-1] and .parameters() of "a model": give it exactly that view.
+    return [v8DetectionLoss(SimpleNamespace(args=hyp, model=[h], parameters=h.parameters)) for h in heads]
+
+
+def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader | None]:
+    d = cfg.data
+    if d.source == "synthetic":
+        kw = {"size": d.size, "cache_dir": d.cache_dir, "workers": max(cfg.workers, 1)}
+        train_src = SyntheticPairs(n=d.n_train, seed=d.seed, **kw)
+        val_src = SyntheticPairs(n=d.n_val, seed=d.val_seed, **kw) if d.n_val else None
+    else:
+        train_src = FolderPairs(read_dataset(d.root, split=d.split))
+        val_src = FolderPairs(read_dataset(d.val_root, split="test")) if d.val_root else None
+    train = TrainPairs(train_src, size=d.size, augment=cfg.augment, seed=cfg.seed)
+    kw = {"batch_size": cfg.batch, "num_workers": cfg.workers, "collate_fn": collate,
+          "persistent_workers": cfg.workers > 0}
+    train_dl = DataLoader(train, shuffle=True, drop_last=len(train) > cfg.batch, **kw)
+    val_dl = None
+    if val_src is not None:
+        val = TrainPairs(val_src, size=d.size, augment=AugmentConfig(enabled=False))
+        val_dl = DataLoader(val, shuffle=False, **kw)
+    return train_dl, val_dl
+
+
+def train(cfg: TrainConfig) -> dict:
+    torch.manual_seed(cfg.seed)
+    torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if cfg.device == "auto" else cfg.device))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(cfg.model).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_epoch, best, history = 0, -1.0, []
+    if cfg.resume and (out / "last.pt").exists():
+        _, _, ckpt = load_checkpoint(out / "last.pt")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], json.loads(ckpt["history"])
+        log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
+    losses = _loss_fns(model, cfg)
+    train_dl, val_dl = make_loaders(cfg)
+    steps = cfg.epochs * len(train_dl)
+    warm = max(int(cfg.warmup_epochs * len(train_dl)), 1)
+
+    t_start = time.time()
+
+    def progress(step: int) -> float:
+        p = (step - warm) / max(steps - warm, 1)
+        if cfg.time_budget_min > 0:
+            p = max(p, (time.time() - t_start) / (60 * cfg.time_budget_min))
+        return min(max(p, 0.0), 1.0)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress(step))))
+
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        train_dl.dataset.epoch = epoch  # new augmentation draws each epoch, reproducible
+        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
+        t0, total = time.time(), 0.0
+        for i, batch in enumerate(bar):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(epoch * len(train_dl) + i)
+            rgb, ir = batch["rgb"].to(device, non_blocking=True), batch["ir"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                preds = model(rgb, ir)
+            preds = preds if isinstance(preds, tuple) else (preds,)
+            loss = sum(fn(p, batch)[0].sum() for fn, p in zip(losses, preds, strict=True))  # (box, cls, dfl) summed
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            scaler.step(opt)
+            scaler.update()
+            total += float(loss.detach())
+            bar.set_postfix(loss=f"{total / (i + 1):.3f}")
+        record = {"epoch": epoch, "loss": total / max(len(train_dl), 1), "seconds": time.time() - t0}
+        last = epoch + 1 == cfg.epochs or progress((epoch + 1) * len(train_dl)) >= 1.0
+        if val_dl is not None and ((epoch + 1) % cfg.val_every == 0 or last):
+            record.update(evaluate(model, val_dl, device=device, size=cfg.data.size)["overall"])
+        history.append(record)
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+        extra = {"optimizer": opt.state_dict(), "epoch": epoch, "history": json.dumps(history),
+                 "train_config": json.dumps(to_dict(cfg))}
+        score = record.get("mAP50-95", -1.0)
+        if score > best:  # best.pt: fp16 weights + config only (small enough to ship)
+            best = score
+            save_checkpoint(out / "best.pt", model=model, model_config=cfg.model, half=True, best=best,
+                            epoch=epoch, history=extra["history"], train_config=extra["train_config"])
+        save_checkpoint(out / "last.pt", model=model, model_config=cfg.model, best=best, **extra)
+        if last:
+            break
+    (out / "metrics.json").write_text(json.dumps({"history": history, "best_mAP50-95": best}, indent=2))
+    return {"history": history, "best": best}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        path, overrides = split_cli(sys.argv[1:] if argv is None else argv)
+        cfg = load_config(TrainConfig, path, overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = train(cfg)
+    print(json.dumps({"out": cfg.out, "best_mAP50-95": result["best"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.evaluate import match, summarize
+from fusion.train import main as train_main
+
+
+def test_tiny_cpu_training_run_completes_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = [f"out={out}", "epochs=1", "data.n_train=8", "data.n_val=4", "batch=4", "workers=0",
+            "data.size=[160,128]", "model.arch=mid"]
+    assert train_main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]) == 1 and np.isfinite(metrics["history"][0]["loss"])
+    assert (out / "last.pt").exists() and (out / "best.pt").exists()
+    assert train_main([*args[:1], "epochs=2", *args[2:], "resume=true"]) == 0
+    assert len(json.loads((out / "metrics.json").read_text())["history"]) == 2
+
+
+def test_bad_config_is_rejected_by_name(capsys):
+    assert train_main(["data.size=[100,100]"]) == 2
+    assert "multiples of 32" in capsys.readouterr().err
+    assert train_main(["epocs=3"]) == 2
+    assert "epocs" in capsys.readouterr().err
+
+
+def test_perfect_detections_score_one_and_misses_score_less():
+    boxes = torch.tensor([[10.0, 10, 50, 80], [100, 40, 180, 90]])
+    classes = torch.tensor([0, 1])
+    perfect = torch.cat([boxes, torch.tensor([[0.9], [0.8]]), classes[:, None].float()], 1)
+    row = (match(perfect, boxes, classes), perfect[:, 4].numpy(), perfect[:, 5].numpy(), classes.numpy())
+    assert summarize([row], num_classes=2)["mAP50-95"] == pytest.approx(1.0, abs=0.01)  # COCO-style 101-point interpolation tops out at 0.995
+    shifted = perfect.clone()
+    shifted[0, :4] += 8  # IoU drops: counts at 0.5 but not at 0.95
+    row = (match(shifted, boxes, classes), shifted[:, 4].numpy(), shifted[:, 5].numpy(), classes.numpy())
+    res = summarize([row], num_classes=2)
+    assert res["mAP50"] == pytest.approx(1.0, abs=0.01) and res["mAP50-95"] < 0.9
