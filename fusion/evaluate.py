@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +37,7 @@ def match(dets: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor) -> np.
     return BaseValidator.match_predictions(matcher, dets[:, 5], classes.float(), iou).cpu().numpy()
 
 
-def summarize(stats: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], *, num_classes: int,
+def summarize(stats: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], *,
               plot: str | None = None, names: dict[int, str] | None = None) -> dict[str, float]:
     tp, conf, pred_cls, target_cls = (np.concatenate(x, 0) for x in zip(*stats, strict=True))
     if len(target_cls) == 0:
@@ -49,12 +51,15 @@ def summarize(stats: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, loader: DataLoader, *, device: torch.device | str = "cpu",
-             size: tuple[int, int] = (640, 512), conf: float = 0.001, iou: float = 0.6,
-             plot: str | None = None) -> dict[str, dict[str, float]]:
-    """Run `model` over `loader` (batches from `fusion.data.pairs.collate`) → {"overall": ..., "<slice>": ...}."""
-    was_training = model.training
-    model.eval()
+def evaluate(model: Callable[[torch.Tensor, torch.Tensor], Any], loader: DataLoader, *,
+             device: torch.device | str = "cpu", size: tuple[int, int] = (640, 512), conf: float = 0.001,
+             iou: float = 0.6, plot: str | None = None) -> dict[str, dict[str, float]]:
+    """Run `model` (a detector module, or any engine of `trt`) over `loader` (batches from
+    `fusion.data.pairs.collate`) → {"overall": {...}, "<slice>": {...}}."""
+    is_module = isinstance(model, torch.nn.Module)
+    was_training = is_module and model.training
+    if is_module:
+        model.eval()
     per_slice: dict[str, list] = defaultdict(list)
     for batch in loader:
         out = model(batch["rgb"].to(device), batch["ir"].to(device))
@@ -66,9 +71,9 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, *, device: torch.device
             per_slice["overall"].append(row)
             if slice_:
                 per_slice[slice_].append(row)
-    model.train(was_training)
-    nc = model.head.nc
-    return {k: summarize(v, num_classes=nc, plot=plot if k == "overall" else None) for k, v in per_slice.items()}
+    if is_module:
+        model.train(was_training)
+    return {k: summarize(v, plot=plot if k == "overall" else None) for k, v in per_slice.items()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""Precision lives in the ONNX graph (TensorRT 11 removed builder precision flags and calibrators):
+
+- `HalfIO`: exported, gives an FP16 graph with float32 inputs/outputs kept explicit (Cast at the edges).
+  (Exported from torch in half precision: onnxconverter-common's graph rewrite breaks on shared Resize scales.)
+- `quantize_int8`: explicit INT8 Q/DQ nodes by post-training quantization (ONNX Runtime's quantizer):
+  symmetric, per-channel weights and symmetric activations, as TensorRT expects, calibrated on a manifest of
+  paired frames stratified across illumination slices (written to JSON so every model version is calibrated
+  on the same frames).
+- `fp16_storage`: fp32 compute with weights stored as fp16 (halves the file; exact for fp16-trained weights).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from fusion.data.scene import SLICES
+
+
+class HalfIO(torch.nn.Module):
+    """fp32 in → fp16 network → fp32 out: the FP16 graph keeps explicit fp32 I/O (Casts at the edges)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model.half()
+
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor):
+        out = self.model(rgb.half(), ir.half())
+        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+
+
+def fp16_storage(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Store each large fp32 initializer as fp16 followed by a Cast back to fp32 (folded at load time)."""
+    graph = model.graph
+    keep = []
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims, dtype=np.int64) < 64:
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                      name=init.name + "__cast"))
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    for i, node in enumerate(casts):
+        graph.node.insert(i, node)
+    return model
+
+
+def calibration_manifest(path: str | Path, *, n: int = 200, seed: int = 1700,
+                         slices: Sequence[str] = SLICES) -> dict:
+    """Write (or read back) the calibration set: `n` held-out synthetic pairs, equally per slice."""
+    path = Path(path)
+    if path.exists():
+        return json.loads(path.read_text())
+    from fusion.data.scene import scene_seed
+
+    per = max(n // len(slices), 1)
+    items = [{"seed": scene_seed(seed, k * per + i), "slice": s} for k, s in enumerate(slices) for i in range(per)]
+    manifest = {"kind": "synthetic", "dataset_seed": seed, "items": items}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def calibration_batches(manifest: dict, *, size: tuple[int, int], batch: int = 8
+                        ) -> Iterator[dict[str, np.ndarray]]:
+    from fusion.data.scene import SceneConfig, render_pair
+    from trt.detector import preprocess_numpy
+
+    cfg = SceneConfig(rgb_size=size, ir_size=(size[0] // 2, size[1] // 2), ir_shift=2.0, ir_scale=0.02)
+    items = manifest["items"]
+    for i in range(0, len(items), batch):
+        frames = [render_pair(it["seed"], it["slice"], cfg) for it in items[i:i + batch]]
+        rgb, ir, _ = preprocess_numpy([f.rgb for f in frames], [f.ir for f in frames], size=size)
+        yield {"rgb": rgb, "ir": ir}
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, manifest: dict, size: tuple[int, int],
+                  method: str = "percentile") -> Path:
+    """Static INT8 Q/DQ quantization of an fp32 ONNX, calibrated on `manifest`."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = calibration_batches(manifest, size=size)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out_path = Path(out_path)
+    pre = out_path.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+    quantize_static(
+        str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                          "entropy": CalibrationMethod.Entropy}[method],
+        # TensorRT: symmetric scales, zero points 0; keep the box-decode tail (DFL softmax, anchors) in fp32.
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": 99.99,
+                       "QuantizeBias": False},
+        # Conv/MatMul inputs and weights only: what TensorRT fuses into INT8 kernels; the rest stays fp32.
+        op_types_to_quantize=["Conv", "MatMul"],
+        nodes_to_exclude=_decode_tail(pre))
+    pre.unlink(missing_ok=True)
+    return out_path
+
+
+def _decode_tail(path: Path) -> list[str]:
+    """Nodes after the head's last convolutions (box decode): quantizing them costs accuracy for no speed."""
+    m = onnx.load(str(path))
+    names = [n.name for n in m.graph.node]
+    last_conv = max(i for i, n in enumerate(m.graph.node) if n.op_type == "Conv")
+    return names[last_conv + 1:]

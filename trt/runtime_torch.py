@@ -1,0 +1,41 @@
+"""PyTorch engine: eager fp32 (the baseline), or fp16 + channels_last + torch.compile with CUDA graphs.
+
+For GPUs without a usable TensorRT (e.g. Hopper where only TensorRT-RTX is installed, which refuses compute
+capability 9.0), `compile=True` is the fast path: mode="reduce-overhead" captures CUDA graphs per shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fusion.checkpoint import load_checkpoint
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module | str | Path, *, device: str = "cpu", precision: str = "fp32",
+                 channels_last: bool = False, compile: bool = False, max_batch: int = 128):
+        if not isinstance(model, torch.nn.Module):
+            model = load_checkpoint(model)[0]
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision={precision!r}: torch engine supports fp32 and fp16")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.eval().to(self.device, self.dtype, memory_format=self.memory_format)
+        self.model = torch.compile(model, mode="reduce-overhead", dynamic=False) if compile else model
+        self.name = "torch-compile" if compile else "torch"
+        self.input_size = None
+        self.max_batch = max_batch
+
+    @torch.inference_mode()
+    def __call__(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        rgb = rgb.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        ir = ir.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        out = self.model(rgb, ir)
+        outs = out if isinstance(out, tuple) else (out,)
+        return tuple(o.float().clone() for o in outs)  # clone: CUDA-graph outputs are overwritten by the next call
