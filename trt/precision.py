@@ -71,8 +71,8 @@ def calibration_manifest(path: str | Path, *, n: int = 200, seed: int = 1700,
     return manifest
 
 
-def calibration_batches(manifest: dict, *, size: tuple[int, int], batch: int = 8
-                        ) -> Iterator[dict[str, np.ndarray]]:
+def calibration_batches(manifest: dict, *, size: tuple[int, int], batch: int = 8,
+                        inputs: Sequence[str] = ("rgb", "ir")) -> Iterator[dict[str, np.ndarray]]:
     from fusion.data.scene import SceneConfig, render_pair
     from trt.detector import preprocess_numpy
 
@@ -81,7 +81,7 @@ def calibration_batches(manifest: dict, *, size: tuple[int, int], batch: int = 8
     for i in range(0, len(items), batch):
         frames = [render_pair(it["seed"], it["slice"], cfg) for it in items[i:i + batch]]
         rgb, ir, _ = preprocess_numpy([f.rgb for f in frames], [f.ir for f in frames], size=size)
-        yield {"rgb": rgb, "ir": ir}
+        yield {k: v for k, v in (("rgb", rgb), ("ir", ir)) if k in inputs}
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, manifest: dict, size: tuple[int, int],
@@ -91,9 +91,11 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, manifest: dict
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    names = [i.name for i in onnx.load(str(fp32_path), load_external_data=False).graph.input]
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.it = calibration_batches(manifest, size=size)
+            self.it = calibration_batches(manifest, size=size, inputs=names)
 
         def get_next(self):
             return next(self.it, None)
