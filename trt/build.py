@@ -91,8 +91,8 @@ class _Logger:
 
             def log(self, severity, msg):
                 self.lines.append(f"[{severity.name}] {msg}")
-                if severity <= trt.ILogger.Severity.WARNING:
-                    log.warning("TensorRT: %s", msg)
+                # Kept for the error report; without a GPU the builder logs CUDA-runtime errors it recovers from.
+                log.debug("TensorRT [%s]: %s", severity.name, msg)
 
         return L()
 
