@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ class HalfIO(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
-        self.model = model.half()
+        self.model = copy.deepcopy(model).half()  # the caller's fp32 model stays fp32
 
     def forward(self, rgb: torch.Tensor, ir: torch.Tensor):
         out = self.model(rgb.half(), ir.half())
