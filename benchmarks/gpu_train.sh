@@ -23,11 +23,12 @@ for a in mid early decision rgb ir; do
 done
 wait
 for a in mid early decision rgb ir; do
-  grep -E "INFO|Error|error" /tmp/train_$a.log | tail -4 | sed "s/^/[$a] /" >> "$OUT/train_log.txt"
+  grep -E "INFO|Error|error" /tmp/train_$a.log | sed "s/^/[$a] /" >> "$OUT/train_log.txt"
   python3 -m fusion.evaluate /tmp/runs/$a/best.pt n=500 seed=1500 workers=3 out=/tmp/eval_$a.json \
     $( [ $a = mid ] && echo plot=$OUT/mid_pr.png ) > /dev/null 2>> "$OUT/train_log.txt" &
 done
 wait
+rm -f "$OUT"/mid_pr_F1_curve.png "$OUT"/mid_pr_P_curve.png "$OUT"/mid_pr_R_curve.png  # $OUT returns 8 files at most
 python3 - <<'PY'
 import json, os, shutil, torch
 from fusion.checkpoint import load_checkpoint

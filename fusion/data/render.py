@@ -162,8 +162,9 @@ def render_rgb(scene: Scene, things: list[Thing], il: Illumination, rng: np.rand
     night = float(np.clip((0.15 - il.light) / 0.15, 0.0, 1.0))
     cast = np.array([1.0 - 0.3 * dusk + 0.15 * night, 1.0 - 0.1 * dusk, 1.0 + 0.15 * dusk - 0.2 * night], np.float32)
     signal = img * (il.light * cast)
-    # Auto-exposure: dark scenes are amplified, and so is sensor noise (read + shot).
-    gain = float(min(0.9 / max(il.light, 1e-3), 6.0))
+    # Auto-exposure compensates only partly (gain ~ 1/sqrt(light), capped): dusk looks darker than noon, night
+    # much darker and noisy, as real cameras do; sensor noise (read + shot) is amplified with the gain.
+    gain = float(min((0.9 / max(il.light, 1e-3)) ** 0.5, 6.0))
     noise = rng.standard_normal((H, W, 3), dtype=np.float32)
     signal += noise * (0.004 + 0.02 * np.sqrt(signal))
     img = signal * gain

@@ -1,0 +1,109 @@
+"""Detect people and vehicles in a paired RGB + IR video archive; write Parquet.
+
+    python -m jobs.detect configs/job.yaml [key=value ...]
+    ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml -- \\
+        python -m jobs.detect configs/job.yaml cluster.address=auto input.archive=s3://bucket/archive
+
+archive → pairs → chunk manifest (driver) → Ray Data actor pool (ChunkDetector) → Parquet per chunk
+→ run summary + errors table. Re-running skips chunks whose output is complete (`output.overwrite=true` redoes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import ray
+
+from fusion.config import ConfigError, load_config, split_cli, to_dict
+from fusion.data.video import VideoError
+from jobs import schema
+from jobs.actor import ChunkDetector
+from jobs.config import JobConfig
+from jobs.manifest import ManifestError, chunk_pair, list_pairs
+from jobs.storage import filesystem, write_parquet
+
+log = logging.getLogger("jobs.detect")
+
+
+def _init_ray(cfg: JobConfig) -> None:
+    if ray.is_initialized():
+        return
+    c = cfg.cluster
+    if c.address:
+        ray.init(address=c.address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=c.local_cpus or None, num_gpus=c.local_gpus or None, include_dashboard=False,
+                 log_to_driver=True)
+
+
+def main(cfg: JobConfig) -> dict:
+    started = dt.datetime.now(dt.UTC)
+    run_id = cfg.output.run_id or started.strftime("%Y%m%dT%H%M%SZ")
+    t0 = time.perf_counter()
+    pairs, problems = list_pairs(cfg.input)
+    errors = [{"video_id": "", "camera_id": "", "chunk_id": -1, "uri": uri, "error_type": "Unpaired",
+               "reason": reason, "run_id": run_id} for uri, reason in problems]
+    chunks = []
+    for pair in pairs:
+        try:
+            chunks += chunk_pair(pair, cfg.chunk.seconds, cfg.input.storage_options)
+        except VideoError as exc:  # a bad video is an error row; the other videos go on
+            errors.append({"video_id": pair.video_id, "camera_id": pair.camera_id, "chunk_id": -1, "uri": pair.rgb_uri,
+                           "error_type": "VideoError", "reason": str(exc), "run_id": run_id})
+    log.info("%d pairs → %d chunks (%d problems)", len(pairs), len(chunks), len(errors))
+    status: list[dict] = []
+    if chunks:
+        _init_ray(cfg)
+        c = cfg.cluster
+        ds = ray.data.from_items([ch.row() for ch in chunks], override_num_blocks=len(chunks))
+        out = ds.map_batches(ChunkDetector, batch_size=1, concurrency=c.actors, num_gpus=c.gpus_per_actor or None,
+                             num_cpus=c.cpus_per_actor,
+                             fn_constructor_kwargs={"cfg": to_dict(cfg), "run_id": run_id, "home": os.getcwd()})
+        status = out.take_all()  # one small row per chunk: frames never come back to the driver
+    for s in status:
+        if s["status"] == "failed":
+            errors.append({k: s[k] for k in ("video_id", "camera_id", "chunk_id", "uri", "error_type", "reason")}
+                          | {"run_id": run_id})
+    seconds = time.perf_counter() - t0
+    count = {k: sum(s["status"] == k for s in status) for k in ("done", "skipped", "failed")}
+    frames = sum(int(s["frames"]) for s in status)
+    summary = {"run_id": run_id, "started": started, "seconds": seconds, "chunks_total": len(chunks),
+               "chunks_done": count["done"], "chunks_skipped": count["skipped"], "chunks_failed": count["failed"],
+               "frames": frames, "detections": sum(int(s["detections"]) for s in status),
+               "pairs_per_s": frames / seconds if seconds else 0.0, "actors": cfg.cluster.actors,
+               "backend": cfg.engine.backend, "config": json.dumps(to_dict(cfg))}
+    fs, _ = filesystem(cfg.output.path, cfg.output.storage_options)
+    root = cfg.output.path.rstrip("/")
+    write_parquet(fs, f"{root}/_runs/run_id={run_id}/summary.parquet",
+                  schema.table(schema.SUMMARY, {k: [v] for k, v in summary.items()}))
+    write_parquet(fs, f"{root}/_runs/run_id={run_id}/errors.parquet",
+                  schema.table(schema.ERRORS, {f.name: [e[f.name] for e in errors] for f in schema.ERRORS}))
+    return summary | {"status": status, "errors": errors}
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        path, overrides = split_cli(sys.argv[1:] if argv is None else argv)
+        cfg = load_config(JobConfig, path, overrides)
+        result = main(cfg)
+    except (ConfigError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    keys = ("run_id", "chunks_total", "chunks_done", "chunks_skipped", "chunks_failed", "frames", "detections")
+    print(json.dumps({k: result[k] for k in keys} | {"seconds": round(result["seconds"], 1),
+                                                    "pairs_per_s": round(result["pairs_per_s"], 1),
+                                                    "output": cfg.output.path}))
+    for e in result["errors"]:
+        print(f"error row: {e['uri']}: {e['reason']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

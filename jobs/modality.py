@@ -1,0 +1,87 @@
+"""Adaptive modality selection: scene brightness → engine (rgb | fused | ir), with hysteresis and dwell.
+
+Brightness costs almost nothing: the luminance of an 8x-downscaled frame, with saturated pixels (lamps,
+headlights) left out so glare at night does not read as daylight. It is smoothed exponentially over time;
+the mode changes only past a threshold plus a dead band, and never twice within `min_dwell_s`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from jobs.config import ModalityConfig
+
+MODES = ("rgb", "fused", "ir")
+
+
+@dataclass(frozen=True)
+class Brightness:
+    mean: float  # 0..1 mean luminance of unsaturated pixels
+    p10: float  # 0..1 10th percentile (shadows)
+    p90: float  # 0..1 90th percentile (highlights)
+
+
+def brightness(frame: np.ndarray | torch.Tensor, *, step: int = 8) -> Brightness:
+    """frame (H, W, 3) uint8 BGR (numpy, or a torch tensor on any device) → Brightness."""
+    if isinstance(frame, torch.Tensor):
+        small = frame[::step, ::step].float()  # stays on the GPU when the frame is there
+        lum = small[..., 0] * 0.114 + small[..., 1] * 0.587 + small[..., 2] * 0.299  # (H/8, W/8)
+        keep = lum[lum < 250]
+        keep = keep if keep.numel() else lum.flatten()
+        q = torch.quantile(keep, torch.tensor([0.1, 0.9], device=keep.device))
+        return Brightness(float(keep.mean()) / 255, float(q[0]) / 255, float(q[1]) / 255)
+    small = frame[::step, ::step].astype(np.float32)
+    lum = small[..., 0] * 0.114 + small[..., 1] * 0.587 + small[..., 2] * 0.299
+    keep = lum[lum < 250]
+    keep = keep if keep.size else lum.ravel()
+    p10, p90 = np.percentile(keep, (10, 90))
+    return Brightness(float(keep.mean()) / 255, float(p10) / 255, float(p90) / 255)
+
+
+class ModePolicy:
+    """Stateful per video: call `update(t, brightness)` for frames in time order."""
+
+    def __init__(self, cfg: ModalityConfig):
+        self.cfg = cfg
+        self.mode: str | None = None if cfg.mode == "adaptive" else cfg.mode
+        self.smoothed: float | None = None
+        self._t_last: float | None = None
+        self._t_switch = -math.inf
+        self.switches: list[float] = []
+
+    def _target(self, s: float) -> str:
+        c = self.cfg
+        h = c.hysteresis if self.mode is not None else 0.0  # the first decision has no band to leave
+        if self.mode == "ir":
+            if s > c.bright_above + h:
+                return "rgb"
+            return "fused" if s > c.dark_below + h else "ir"
+        if self.mode == "rgb":
+            if s < c.dark_below - h:
+                return "ir"
+            return "fused" if s < c.bright_above - h else "rgb"
+        if s < c.dark_below - h:
+            return "ir"
+        return "rgb" if s > c.bright_above + h else "fused"
+
+    def update(self, t: float, value: float) -> str:
+        if self.cfg.mode != "adaptive":
+            return self.cfg.mode
+        if self.smoothed is None or self._t_last is None:
+            self.smoothed = value
+        else:
+            dt = max(t - self._t_last, 0.0)
+            alpha = 1.0 if self.cfg.smoothing_s == 0 else 1.0 - math.exp(-dt / self.cfg.smoothing_s)
+            self.smoothed += alpha * (value - self.smoothed)
+        self._t_last = t
+        target = self._target(self.smoothed)
+        if self.mode is None:
+            self.mode, self._t_switch = target, t
+        elif target != self.mode and t - self._t_switch >= self.cfg.min_dwell_s:
+            self.mode, self._t_switch = target, t
+            self.switches.append(t)
+        return self.mode
