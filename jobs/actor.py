@@ -142,8 +142,9 @@ class ChunkDetector:
         ir_t = np.array([t for t, _ in ir])
         frames = []  # (t, rgb, ir, brightness, mode)
         for t, img in rgb:
-            b = brightness(img).mean
-            mode = policy.update(t, b)  # frames before the chunk only warm the policy up
+            br = brightness(img)
+            b = br.mean
+            mode = policy.update(t, b, br.p90 - br.p10)  # frames before the chunk only warm the policy up
             if t < chunk.start_s - half or not len(ir_t):
                 continue
             j = int(np.abs(ir_t - t).argmin())

@@ -1,20 +1,42 @@
-"""Embedded default: generate a small paired-video demo archive (the detection job completes this command).
+"""Embedded default: a generated paired-video archive → the detection job (local Ray, CPU actors, ONNX Runtime,
+the shipped mid-fusion model) → Parquet → one DuckDB query. What `make demo` runs.
 
-    python -m jobs.demo
+    python -m jobs.demo [key=value ...]      # overrides for configs/job.yaml, e.g. cluster.actors=1
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
+from fusion.config import ConfigError, load_config
 from fusion.data.generate import ArchiveSpec, write_archive
+from jobs.config import JobConfig
+from jobs.detect import main as detect
+from jobs.query import CANNED, connect
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "job.yaml"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    manifest = write_archive(ArchiveSpec(out="demo-output/archive", clips=4, seconds=6.0))
-    print(f"demo archive written; manifest: {manifest}")
+    try:
+        cfg = load_config(JobConfig, CONFIG, sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    archive = cfg.input.archive
+    if not Path(archive, "manifest.csv").exists():  # generated once; later runs resume on it
+        write_archive(ArchiveSpec(out=archive, clips=4, seconds=5.0, schedule="transition"))
+    result = detect(cfg)
+    print(f"\nrun {result['run_id']}: {result['chunks_done']} chunks done, {result['chunks_skipped']} skipped, "
+          f"{result['chunks_failed']} failed; {result['frames']} frames, {result['detections']} detections, "
+          f"{result['pairs_per_s']:.1f} pairs/s")
+    print(f"Parquet: {cfg.output.path}/detections/ and {cfg.output.path}/frames/ (camera_id=/date= partitions)")
+    print("\nDuckDB: detections per camera per hour")
+    print(connect(cfg.output.path).sql(CANNED["per_camera_hour"]))
+    print(f"More: python -m jobs.query {cfg.output.path} --canned night_persons | --plot demo-output/plots")
     return 0
 
 

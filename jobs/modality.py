@@ -2,7 +2,8 @@
 
 Brightness costs almost nothing: the luminance of an 8x-downscaled frame, with saturated pixels (lamps,
 headlights) left out so glare at night does not read as daylight. It is smoothed exponentially over time;
-the mode changes only past a threshold plus a dead band, and never twice within `min_dwell_s`.
+the mode changes only past a threshold plus a dead band, and never twice within `min_dwell_s`. RGB-only also
+needs contrast (p90 - p10): fog is bright but flat, and there fusion is what keeps accuracy.
 """
 
 from __future__ import annotations
@@ -49,36 +50,37 @@ class ModePolicy:
         self.cfg = cfg
         self.mode: str | None = None if cfg.mode == "adaptive" else cfg.mode
         self.smoothed: float | None = None
+        self.contrast = 1.0
         self._t_last: float | None = None
         self._t_switch = -math.inf
         self.switches: list[float] = []
 
-    def _target(self, s: float) -> str:
+    def _target(self, s: float, contrast: float) -> str:
         c = self.cfg
         h = c.hysteresis if self.mode is not None else 0.0  # the first decision has no band to leave
-        if self.mode == "ir":
-            if s > c.bright_above + h:
-                return "rgb"
-            return "fused" if s > c.dark_below + h else "ir"
-        if self.mode == "rgb":
+        if self.mode == "rgb":  # stay while bright and contrasty, past the dead band
             if s < c.dark_below - h:
                 return "ir"
-            return "fused" if s < c.bright_above - h else "rgb"
-        if s < c.dark_below - h:
-            return "ir"
-        return "rgb" if s > c.bright_above + h else "fused"
+            return "rgb" if s >= c.bright_above - h and contrast >= c.min_contrast_rgb - h else "fused"
+        if s > c.bright_above + h and contrast > c.min_contrast_rgb + h:
+            return "rgb"
+        if self.mode == "ir":
+            return "fused" if s > c.dark_below + h else "ir"
+        return "ir" if s < c.dark_below - h else "fused"
 
-    def update(self, t: float, value: float) -> str:
+    def update(self, t: float, value: float, contrast: float = 1.0) -> str:
+        """`value`: frame brightness (0..1); `contrast`: its p90 - p10 luminance spread (0..1)."""
         if self.cfg.mode != "adaptive":
             return self.cfg.mode
         if self.smoothed is None or self._t_last is None:
-            self.smoothed = value
+            self.smoothed, self.contrast = value, contrast
         else:
             dt = max(t - self._t_last, 0.0)
             alpha = 1.0 if self.cfg.smoothing_s == 0 else 1.0 - math.exp(-dt / self.cfg.smoothing_s)
             self.smoothed += alpha * (value - self.smoothed)
+            self.contrast += alpha * (contrast - self.contrast)
         self._t_last = t
-        target = self._target(self.smoothed)
+        target = self._target(self.smoothed, self.contrast)
         if self.mode is None:
             self.mode, self._t_switch = target, t
         elif target != self.mode and t - self._t_switch >= self.cfg.min_dwell_s:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import math
 import posixpath
 import sys
 from collections.abc import Sequence
@@ -120,7 +121,8 @@ def _clip_lighting(spec: ArchiveSpec, k: int, rng: np.random.Generator) -> tuple
 
 def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: float, fps: int,
                config: SceneConfig, light_from: Illumination, light_to: Illumination) -> int:
-    """Render one paired clip with ground truth; lighting interpolates linearly from `light_from` to `light_to`."""
+    """Render one paired clip with ground truth; lighting goes from `light_from` to `light_to` (light in log space,
+    fog and clutter linearly)."""
     scene = make_scene(seed, config)
     rng = np.random.default_rng([seed, 2])
     n = int(round(seconds * fps))
@@ -128,7 +130,9 @@ def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: fl
     frames = []
     for i in range(n):
         a = i / max(n - 1, 1)
-        il = Illumination(light=(1 - a) * light_from.light + a * light_to.light,
+        # Illuminance changes geometrically at dusk/dawn (orders of magnitude), so interpolate it in log space.
+        light = math.exp((1 - a) * math.log(max(light_from.light, 1e-3)) + a * math.log(max(light_to.light, 1e-3)))
+        il = Illumination(light=min(light, 1.0),
                           fog=(1 - a) * light_from.fog + a * light_to.fog,
                           clutter=(1 - a) * light_from.clutter + a * light_to.clutter)
         f = scene.render(i / fps, il, rng)

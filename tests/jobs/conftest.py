@@ -1,0 +1,40 @@
+"""Real parts for the job tests: a moto S3 server (HTTP, S3 protocol) and a local Ray cluster with logical GPUs."""
+
+import os
+import socket
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # Environment for every process (Ray workers inherit it from the raylet this process starts).
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url})
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(endpoint_url=url)
+    fs.mkdir("fusedet")
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(s3_endpoint):
+    """One local Ray for the whole session: 4 CPUs, 2 logical GPUs (GPU-pinned actors schedule on CPU CI)."""
+    import ray
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = ray.init(num_cpus=4, num_gpus=2, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port,
+                   logging_level="WARNING")
+    yield ctx
+    ray.shutdown()

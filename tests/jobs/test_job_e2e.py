@@ -1,0 +1,179 @@
+"""End to end on a generated archive in S3 (moto): job → Parquet → query; same boxes as the Detector run
+directly; resume writes nothing; bad inputs become error rows; `ray job submit` runs the same command."""
+
+import io
+import sys
+import time
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fusion.config import load_config
+from fusion.data.generate import ArchiveSpec, write_archive
+from fusion.data.video import VideoReader
+from jobs.config import JobConfig
+from jobs.detect import main as run_job
+from jobs.query import connect
+from trt.detector import Detector
+from trt.runtime_onnx import OnnxRuntimeEngine
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def archive(s3_endpoint):
+    url = "s3://fusedet/archive"
+    write_archive(ArchiveSpec(out=url, clips=2, seconds=4.0, fps=25, seed=77, rgb_size=(320, 256), ir_size=(160, 128)))
+    return url
+
+
+def _cfg(s3_endpoint, archive, out, *overrides):
+    so = {"endpoint_url": s3_endpoint}
+    return load_config(JobConfig, ROOT / "configs" / "job.yaml", [
+        f"input.archive={archive}", f"output.path={out}", f"input.storage_options={so}",
+        f"output.storage_options={so}", "chunk.seconds=2", "engine.size=[320,256]", "engine.rgb_size=[320,256]",
+        f"engine.fused_model={ROOT}/models/mid_n.onnx", f"engine.rgb_model={ROOT}/models/rgb_n.onnx",
+        f"engine.ir_model={ROOT}/models/ir_n.onnx", "engine.threads=1",
+        "cluster.actors=2", "cluster.gpus_per_actor=1", *overrides])
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_cluster, s3_endpoint, archive):
+    cfg = _cfg(s3_endpoint, archive, "s3://fusedet/out", "modality.mode=fused")
+    return cfg, run_job(cfg)
+
+
+def test_all_chunks_done_by_two_concurrent_gpu_pinned_actors(first_run):
+    _, result = first_run
+    assert result["chunks_total"] == 4 and result["chunks_done"] == 4 and not result["errors"]
+    status = result["status"]
+    pids = {s["pid"] for s in status}
+    assert len(pids) == 2  # one actor per (logical) GPU
+    spans = [(s["t_start"], s["t_end"], s["pid"]) for s in status]
+    overlap = any(a0 < b1 and b0 < a1 for a0, a1, pa in spans for b0, b1, pb in spans if pa != pb)
+    assert overlap, "the two actors never ran at the same time"
+    assert sorted(sum(s["pid"] == p for s in status) for p in pids) == [2, 2]  # even distribution
+
+
+def test_parquet_layout_schema_and_query(first_run, s3_endpoint):
+    cfg, result = first_run
+    fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint)
+    files = sorted(fs.find("fusedet/out/detections"))
+    assert len(files) == 4 and all("/camera_id=cam0" in f and "/date=2026-06-01/" in f for f in files)
+    t = pq.read_table(io.BytesIO(fs.cat_file(files[0])))
+    from jobs import schema
+
+    assert t.schema.equals(schema.DETECTIONS)
+    assert t.column("frame_idx").to_pylist() == sorted(t.column("frame_idx").to_pylist())
+    con = connect("s3://fusedet/out", {"endpoint_url": s3_endpoint})
+    frames, = con.sql("SELECT count(*) FROM frames").fetchall()[0]
+    assert frames == result["frames"] == 200
+    n, = con.sql("SELECT count(*) FROM detections WHERE camera_id = 'cam00'").fetchall()[0]
+    assert n > 0
+    runs = con.sql("SELECT chunks_done FROM runs").fetchall()
+    assert runs == [(4,)]
+
+
+def test_boxes_equal_detector_on_the_same_decoded_frames(first_run, s3_endpoint):
+    cfg, _ = first_run
+    fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint)
+    vid = "cam01_20260601T181000"
+    rgb = [f for _, f in VideoReader(fs.cat_file(f"fusedet/archive/cam01/2026-06-01/{vid}_rgb.mp4")).frames()]
+    ir = [f for _, f in VideoReader(fs.cat_file(f"fusedet/archive/cam01/2026-06-01/{vid}_ir.mp4"), gray=True).frames()]
+    direct = Detector(OnnxRuntimeEngine(ROOT / "models" / "mid_n.onnx"), size=(320, 256), conf=0.25, iou=0.6)(rgb, ir)
+    con = connect("s3://fusedet/out", {"endpoint_url": s3_endpoint})
+    rows = con.execute("SELECT frame_idx, x1, y1, x2, y2, score, class_id FROM detections WHERE video_id = ? "
+                       "ORDER BY frame_idx, score DESC", [vid]).fetchall()
+    assert len(rows) == sum(len(d) for d in direct) > 0
+    for i, d in enumerate(direct):
+        got = np.array([r[1:] for r in rows if r[0] == i], np.float32).reshape(-1, 6)
+        want = d[np.argsort(-d[:, 4], kind="stable")]
+        np.testing.assert_allclose(got[:, :4], want[:, :4], atol=1e-3)
+        np.testing.assert_allclose(got[:, 4], want[:, 4], atol=1e-5)
+        np.testing.assert_array_equal(got[:, 5], want[:, 5])
+
+
+def test_rerun_writes_nothing(first_run, s3_endpoint):
+    cfg, _ = first_run
+    fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint)
+    fs.invalidate_cache()
+    before = {p: fs.info(p)["LastModified"] for p in fs.find("fusedet/out/detections") + fs.find("fusedet/out/frames")}
+    result = run_job(cfg)
+    fs.invalidate_cache()
+    after = {p: fs.info(p)["LastModified"] for p in fs.find("fusedet/out/detections") + fs.find("fusedet/out/frames")}
+    assert result["chunks_skipped"] == 4 and result["chunks_done"] == 0
+    assert before == after
+
+
+def test_bad_inputs_become_error_rows_and_the_rest_is_processed(ray_cluster, s3_endpoint, archive, tmp_path):
+    fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint)
+    fs.pipe_file("fusedet/bad/camX/broken_rgb.mp4", b"\x00" * 1000)
+    fs.pipe_file("fusedet/bad/camX/broken_ir.mp4", b"\x00" * 1000)
+    fs.pipe_file("fusedet/bad/camX/lonely_rgb.mp4", b"\x00" * 10)
+    good = "cam00/2026-06-01/cam00_20260601T180000"
+    fs.copy(f"fusedet/archive/{good}_rgb.mp4", "fusedet/bad/camY/good_rgb.mp4")
+    fs.copy(f"fusedet/archive/{good}_ir.mp4", "fusedet/bad/camY/good_ir.mp4")
+    cfg = _cfg(s3_endpoint, "s3://fusedet/bad", str(tmp_path / "out"), "input.manifest=", "cluster.actors=1",
+               "modality.mode=fused")
+    result = run_job(cfg)
+    reasons = {e["uri"].rsplit("/", 1)[-1]: e["error_type"] for e in result["errors"]}
+    assert reasons == {"broken_rgb.mp4": "VideoError", "lonely_rgb.mp4": "Unpaired"}
+    assert result["chunks_done"] == 2 and result["frames"] == 100
+    errs = pq.read_table(next((tmp_path / "out" / "_runs").glob("*/errors.parquet"))).to_pylist()
+    assert {e["error_type"] for e in errs} == {"VideoError", "Unpaired"}
+
+
+def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoint, tmp_path):
+    from fusion.data.generate import write_clip
+    from fusion.data.scene import Illumination, SceneConfig
+    from jobs.actor import ChunkDetector
+    from jobs.config import ModalityConfig
+    from jobs.manifest import Chunk
+    from jobs.modality import ModePolicy, brightness
+
+    paths = {k: str(tmp_path / f"v_{k}") for k in ("rgb.mp4", "ir.mp4", "gt.parquet")}
+    write_clip(rgb_url=paths["rgb.mp4"], ir_url=paths["ir.mp4"], gt_url=paths["gt.parquet"], seed=5, seconds=8,
+               fps=25, config=SceneConfig(rgb_size=(320, 256), ir_size=(160, 128)),
+               light_from=Illumination(0.9), light_to=Illumination(0.02))
+    cfg = _cfg(s3_endpoint, str(tmp_path), str(tmp_path / "out"))
+    actor = ChunkDetector(cfg=__import__("fusion.config", fromlist=["to_dict"]).to_dict(cfg), run_id="t")
+    chunk = Chunk("v", "camA", 0, paths["rgb.mp4"], paths["ir.mp4"], 0.0, 8.0, 25.0, "2026-06-01T20:00:00",
+                  "2026-06-01")
+    status = actor.process(chunk)
+    assert status["status"] == "done" and status["frames"] == 200
+    frames = pq.read_table(next((tmp_path / "out" / "frames").rglob("*.parquet"))).to_pylist()
+    modes = [f["modality"] for f in frames]
+    assert modes[0] == "rgb" and modes[-1] == "ir" and "fused" in modes  # bright day → dusk → night
+    # The column is exactly the policy replayed on the decoded frames' brightness.
+    policy = ModePolicy(ModalityConfig())
+    expect = []
+    for t, img in VideoReader(paths["rgb.mp4"]).frames():
+        b = brightness(img)
+        expect.append((policy.update(t, b.mean, b.p90 - b.p10), round(b.mean, 5)))
+    assert [(f["modality"], round(f["brightness"], 5)) for f in frames] == expect
+    switches = [i for i in range(1, len(modes)) if modes[i] != modes[i - 1]]
+    assert all(b - a >= 2.0 * 25 for a, b in zip(switches, switches[1:], strict=False))  # no flicker
+
+
+def test_ray_job_submit_runs_the_same_command(ray_cluster, s3_endpoint, archive, tmp_path):
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(f"http://{ray_cluster.dashboard_url}")
+    out = tmp_path / "submitted"
+    so = "{endpoint_url: " + s3_endpoint + "}"
+    entry = (f"{sys.executable} -m jobs.detect {ROOT}/configs/job.yaml cluster.address=auto cluster.actors=1 "
+             f"input.archive={archive} 'input.storage_options={so}' output.path={out} chunk.seconds=2 "
+             f"engine.size=[320,256] engine.fused_model={ROOT}/models/mid_n.onnx modality.mode=fused")
+    job = client.submit_job(entrypoint=entry, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    deadline = time.time() + 300
+    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        assert time.time() < deadline, "job did not finish in 5 minutes"
+        time.sleep(1)
+    logs = client.get_job_logs(job)
+    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
+    assert '"chunks_done": 4' in logs
+    assert len(list((out / "detections").rglob("*.parquet"))) == 4
