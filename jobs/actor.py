@@ -29,7 +29,7 @@ from trt.detector import Detector
 
 log = logging.getLogger(__name__)
 STATUS = ("video_id", "camera_id", "chunk_id", "status", "frames", "detections", "seconds", "error_type", "reason",
-          "uri", "pid", "t_start", "t_end", "modes")
+          "uri", "pid", "node_id", "t_start", "t_end", "modes")
 
 
 def output_paths(root: str, chunk: Chunk) -> tuple[str, str]:
@@ -85,6 +85,9 @@ class ChunkDetector:
         self.out_fs, _ = filesystem(self.cfg.output.path, self.cfg.output.storage_options)
         self.in_storage = self.cfg.input.storage_options
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="decode")
+        import ray
+
+        self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         from ray.util.metrics import Counter, Histogram
 
         self.m_frames = Counter("fusedet_frames_processed", description="frames run through a detector")
@@ -109,6 +112,7 @@ class ChunkDetector:
         t_start = time.time()
         status = {k: None for k in STATUS} | {"video_id": chunk.video_id, "camera_id": chunk.camera_id,
                                                "chunk_id": chunk.chunk_id, "pid": os.getpid(), "t_start": t_start,
+                                               "node_id": self.node_id,
                                                "frames": 0, "detections": 0, "modes": ""}
         root = self.cfg.output.path.rstrip("/")
         det_path, frame_path = output_paths(root, chunk)

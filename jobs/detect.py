@@ -82,6 +82,8 @@ def main(cfg: JobConfig) -> dict:
     root = cfg.output.path.rstrip("/")
     write_parquet(fs, f"{root}/_runs/run_id={run_id}/summary.parquet",
                   schema.table(schema.SUMMARY, {k: [v] for k, v in summary.items()}))
+    write_parquet(fs, f"{root}/_runs/run_id={run_id}/chunks.parquet", schema.table(
+        schema.CHUNKS, {f.name: [run_id if f.name == "run_id" else s[f.name] for s in status] for f in schema.CHUNKS}))
     write_parquet(fs, f"{root}/_runs/run_id={run_id}/errors.parquet",
                   schema.table(schema.ERRORS, {f.name: [e[f.name] for e in errors] for f in schema.ERRORS}))
     return summary | {"status": status, "errors": errors}

@@ -4,7 +4,8 @@
     python -m jobs.query demo-output/detections --canned per_camera_hour
     python -m jobs.query demo-output/detections --plot demo-output/plots
 
-Views: `detections`, `frames` (one row per processed frame), `errors`, `runs` (summaries).
+Views: `detections`, `frames` (one row per processed frame), `errors`, `runs` (summaries), `chunks` (per chunk:
+status, node, seconds).
 For s3:// outputs DuckDB reads through fsspec (s3fs), with the same storage options as the job.
 """
 
@@ -40,7 +41,7 @@ def connect(root: str, storage_options: dict | None = None) -> duckdb.DuckDBPyCo
         con.register_filesystem(fsspec.filesystem(root.split("://", 1)[0], **(storage_options or {})))
     fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
     views = {"detections": "detections/**/*.parquet", "frames": "frames/**/*.parquet",
-             "errors": "_runs/*/errors.parquet", "runs": "_runs/*/summary.parquet"}
+             "errors": "_runs/*/errors.parquet", "runs": "_runs/*/summary.parquet", "chunks": "_runs/*/chunks.parquet"}
     for name, pattern in views.items():
         if fs.glob(f"{base}/{pattern}"):
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM "

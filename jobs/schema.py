@@ -24,6 +24,12 @@ ERRORS = pa.schema([
     ("video_id", pa.string()), ("camera_id", pa.string()), ("chunk_id", pa.int32()), ("uri", pa.string()),
     ("error_type", pa.string()), ("reason", pa.string()), ("run_id", pa.string()),
 ])
+# One row per chunk of a run: what happened, where (node, actor process), how long.
+CHUNKS = pa.schema([
+    ("video_id", pa.string()), ("camera_id", pa.string()), ("chunk_id", pa.int32()), ("status", pa.string()),
+    ("frames", pa.int32()), ("detections", pa.int32()), ("seconds", pa.float64()), ("modes", pa.string()),
+    ("node_id", pa.string()), ("pid", pa.int64()), ("run_id", pa.string()),
+])
 SUMMARY = pa.schema([
     ("run_id", pa.string()), ("started", pa.timestamp("ms", tz="UTC")), ("seconds", pa.float64()),
     ("chunks_total", pa.int32()), ("chunks_done", pa.int32()), ("chunks_skipped", pa.int32()),

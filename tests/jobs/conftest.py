@@ -26,9 +26,9 @@ def s3_endpoint():
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(s3_endpoint):
-    """One local Ray for the whole session: 4 CPUs, 2 logical GPUs (GPU-pinned actors schedule on CPU CI)."""
+    """A local Ray for one test module: 4 CPUs, 2 logical GPUs (GPU-pinned actors schedule on CPU CI)."""
     import ray
 
     with socket.socket() as s:
