@@ -8,9 +8,11 @@ Every config in fusedet is a frozen dataclass. `load_config(Cls, path, overrides
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -140,6 +142,28 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
     return from_dict(cls, apply_overrides(data, overrides), where=where)
+
+
+def parse_args(cls: type[T], args: Sequence[str], *, positional: int = 0, config_file: bool = False
+               ) -> tuple[list[str], T]:
+    """`<positional...> [config.yaml] [key=value ...]` → (positionals, validated `cls`)."""
+    args = list(args)
+    if len(args) < positional or any("=" in a for a in args[:positional]):
+        raise ConfigError(f"expected {positional} positional argument(s) before the key=value overrides")
+    path, overrides = split_cli(args[positional:]) if config_file else (None, args[positional:])
+    if not config_file and any("=" not in a for a in overrides):
+        raise ConfigError(f"expected key=value overrides, got {[a for a in overrides if '=' not in a]}")
+    return args[:positional], load_config(cls, path, overrides)
+
+
+def cli_main(body: Callable[[list[str]], int], argv: Sequence[str] | None, *, doc: str | None) -> int:
+    """Run a CLI body: logging set up, ConfigError → message + usage on stderr, exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return body(list(sys.argv[1:] if argv is None else argv))
+    except ConfigError as exc:
+        print(f"error: {exc}\n\n{(doc or '').strip()}", file=sys.stderr)
+        return 2
 
 
 def split_cli(argv: Sequence[str]) -> tuple[str | None, list[str]]:

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from ultralytics.engine.validator import BaseValidator
 from ultralytics.utils.metrics import ap_per_class, box_iou
 
-from fusion.config import ConfigError, load_config, split_cli
+from fusion.config import cli_main, parse_args
 from fusion.models.postprocess import postprocess
 
 IOU_THRESHOLDS = torch.linspace(0.5, 0.95, 10)
@@ -91,24 +91,18 @@ class EvalConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return cli_main(_run, argv, doc=__doc__)
+
+
+def _run(args: list[str]) -> int:
     from fusion.checkpoint import load_checkpoint
     from fusion.data.layouts import read_dataset
     from fusion.data.pairs import AugmentConfig, FolderPairs, SyntheticPairs, TrainPairs, collate
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ckpt = args.pop(0)
-    try:
-        _, overrides = split_cli(args)
-        cfg = load_config(EvalConfig, None, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    (ckpt,), cfg = parse_args(EvalConfig, args, positional=1)
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else (
         "cpu" if cfg.device == "auto" else cfg.device)
-    model, mcfg, _ = load_checkpoint(ckpt)
+    model, _mcfg, _ = load_checkpoint(ckpt)
     src = FolderPairs(read_dataset(cfg.root, split=cfg.split)) if cfg.root else SyntheticPairs(
         n=cfg.n, seed=cfg.seed, size=cfg.size)
     loader = DataLoader(TrainPairs(src, size=cfg.size, augment=AugmentConfig(enabled=False)),

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ultralytics.utils.loss import v8DetectionLoss
 
 from fusion.checkpoint import load_checkpoint, save_checkpoint
-from fusion.config import ConfigError, load_config, split_cli, to_dict
+from fusion.config import ConfigError, cli_main, parse_args, to_dict
 from fusion.data.layouts import read_dataset
 from fusion.data.pairs import AugmentConfig, FolderPairs, SyntheticPairs, TrainPairs, collate
 from fusion.evaluate import evaluate
@@ -188,17 +188,13 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        path, overrides = split_cli(sys.argv[1:] if argv is None else argv)
-        cfg = load_config(TrainConfig, path, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    result = train(cfg)
-    print(json.dumps({"out": cfg.out, "best_mAP50-95": result["best"]}))
-    return 0
+    def run(args: list[str]) -> int:
+        _, cfg = parse_args(TrainConfig, args, config_file=True)
+        result = train(cfg)
+        print(json.dumps({"out": cfg.out, "best_mAP50-95": result["best"]}))
+        return 0
 
+    return cli_main(run, argv, doc=__doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

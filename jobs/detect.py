@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import ray
 
-from fusion.config import ConfigError, load_config, split_cli, to_dict
+from fusion.config import cli_main, parse_args, to_dict
 from fusion.data.video import VideoError
 from jobs import schema
 from jobs.actor import ChunkDetector
@@ -90,12 +90,14 @@ def main(cfg: JobConfig) -> dict:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return cli_main(_run, argv, doc=__doc__)
+
+
+def _run(args: list[str]) -> int:
+    _, cfg = parse_args(JobConfig, args, config_file=True)
     try:
-        path, overrides = split_cli(sys.argv[1:] if argv is None else argv)
-        cfg = load_config(JobConfig, path, overrides)
         result = main(cfg)
-    except (ConfigError, ManifestError) as exc:
+    except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     keys = ("run_id", "chunks_total", "chunks_done", "chunks_skipped", "chunks_failed", "frames", "detections")

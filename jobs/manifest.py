@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import logging
 import posixpath
 from dataclasses import asdict, dataclass
@@ -128,4 +129,4 @@ def chunk_pair(pair: Pair, seconds: float, storage_options: dict | None = None) 
     bounds = [*starts, end]
     t0 = dt.datetime.fromisoformat(pair.start_time)
     return [Chunk(pair.video_id, pair.camera_id, i, pair.rgb_uri, pair.ir_uri, a, b, info.fps, pair.start_time,
-                  t0.date().isoformat()) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+                  t0.date().isoformat()) for i, (a, b) in enumerate(itertools.pairwise(bounds))]

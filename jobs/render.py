@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fusion.config import ConfigError, load_config, split_cli
+from fusion.config import ConfigError, cli_main, parse_args
 from fusion.data.video import VideoReader, write_video
 from jobs.manifest import list_pairs
 from jobs.query import connect
@@ -52,7 +52,7 @@ def render(output: str, video_id: str, cfg: RenderConfig) -> str:
         for t, img in rgb.frames(cfg.start, cfg.end):
             img = img.copy()
             idx = round(t * fps)
-            for cls, score, x1, y1, x2, y2, mode in by_frame.get(idx, []):
+            for cls, score, x1, y1, x2, y2, _mode in by_frame.get(idx, []):
                 cv2.rectangle(img, (int(x1), int(y1)), (int(x2), int(y2)), COLOURS.get(cls, (255, 255, 255)), 2)
                 cv2.putText(img, f"{score:.2f}", (int(x1), max(int(y1) - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                             COLOURS.get(cls, (255, 255, 255)), 1)
@@ -75,19 +75,12 @@ def render(output: str, video_id: str, cfg: RenderConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    output, video_id = args[:2]
-    try:
-        _, overrides = split_cli(args[2:])
-        print(render(output, video_id, load_config(RenderConfig, None, overrides)))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    def run(args: list[str]) -> int:
+        (output, video_id), cfg = parse_args(RenderConfig, args, positional=2)
+        print(render(output, video_id, cfg))
+        return 0
 
+    return cli_main(run, argv, doc=__doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

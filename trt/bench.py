@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fusion.config import ConfigError, load_config, split_cli
+from fusion.config import cli_main, parse_args
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,11 @@ def bench(cfg: BenchConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        path, overrides = split_cli(sys.argv[1:] if argv is None else argv)
-        cfg = load_config(BenchConfig, path, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return cli_main(_run, argv, doc=__doc__)
+
+
+def _run(args: list[str]) -> int:
+    _, cfg = parse_args(BenchConfig, args, config_file=True)
     result = bench(cfg)
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -152,7 +152,8 @@ def engine_for(onnx_path: str | Path, spec: BuildSpec, *, cache_dir: str | Path 
         if engine.exists() and engine.with_suffix(".json").exists():
             return engine
         t0 = time.perf_counter()
-        plan = build_serialized(onnx_path, spec, flavour=flavour, timing_cache=cache_dir / f"timing.{flavour.tag}.cache")
+        timing = cache_dir / f"timing.{flavour.tag}.cache"
+        plan = build_serialized(onnx_path, spec, flavour=flavour, timing_cache=timing)
         tmp = engine.with_suffix(".engine.tmp")
         tmp.write_bytes(plan)
         tmp.replace(engine)

@@ -21,7 +21,7 @@ import onnx
 import onnxslim
 import torch
 
-from fusion.config import ConfigError, load_config, split_cli
+from fusion.config import ConfigError, cli_main, parse_args
 
 log = logging.getLogger(__name__)
 INPUTS = ("rgb", "ir")
@@ -143,21 +143,12 @@ def set_metadata(model: onnx.ModelProto, key: str, value: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ckpt = args.pop(0)
-    try:
-        _, overrides = split_cli(args)
-        cfg = load_config(ExportConfig, None, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(export_checkpoint(ckpt, cfg))
-    return 0
+    def run(args: list[str]) -> int:
+        (ckpt,), cfg = parse_args(ExportConfig, args, positional=1)
+        print(export_checkpoint(ckpt, cfg))
+        return 0
 
+    return cli_main(run, argv, doc=__doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,7 @@ import onnx
 from torch.utils.data import DataLoader
 
 from fusion.checkpoint import load_checkpoint
-from fusion.config import ConfigError, load_config, split_cli
+from fusion.config import ConfigError, cli_main, parse_args
 from fusion.data.pairs import AugmentConfig, SyntheticPairs, TrainPairs, collate
 from fusion.evaluate import evaluate
 from trt.export import ExportConfig, export_checkpoint, export_onnx, set_metadata
@@ -113,18 +113,11 @@ def _build_engines(paths: dict[str, Path], cfg: PipelineConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        print(__doc__, file=sys.stderr)
-        return 2
-    ckpt = args.pop(0)
-    try:
-        _, overrides = split_cli(args)
-        cfg = load_config(PipelineConfig, None, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return cli_main(_run, argv, doc=__doc__)
+
+
+def _run(args: list[str]) -> int:
+    (ckpt,), cfg = parse_args(PipelineConfig, args, positional=1)
     report = run_pipeline(ckpt, cfg)
     print(f"{'precision':10} {'MB':>6} {'mAP50':>7} {'mAP50-95':>9}  engine")
     for prec, r in report["precisions"].items():

@@ -88,8 +88,13 @@ def calibration_batches(manifest: dict, *, size: tuple[int, int], batch: int = 8
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, manifest: dict, size: tuple[int, int],
                   method: str = "percentile") -> Path:
     """Static INT8 Q/DQ quantization of an fp32 ONNX, calibrated on `manifest`."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     names = [i.name for i in onnx.load(str(fp32_path), load_external_data=False).graph.input]

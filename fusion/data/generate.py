@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fusion.config import ConfigError, load_config, split_cli
+from fusion.config import ConfigError, cli_main, parse_args
 from fusion.data.layouts import DatasetWriter
 from fusion.data.scene import (
     CLASS_NAMES,
@@ -125,7 +125,7 @@ def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: fl
     fog and clutter linearly)."""
     scene = make_scene(seed, config)
     rng = np.random.default_rng([seed, 2])
-    n = int(round(seconds * fps))
+    n = round(seconds * fps)
     gt: dict[str, list] = {k: [] for k in ("frame_idx", "timestamp", "class_id", "x1", "y1", "x2", "y2", "light")}
     frames = []
     for i in range(n):
@@ -200,7 +200,7 @@ def write_preview(spec: PreviewSpec) -> str:
         row = np.hstack([cv2.resize(rgb, (spec.width, h), interpolation=cv2.INTER_AREA), ir])
         cv2.putText(row, slice_, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
         rows.append(row)
-    ok, png = cv2.imencode(".png", np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    _ok, png = cv2.imencode(".png", np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     fs, path = fsspec.core.url_to_fs(spec.out)
     fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
     fs.pipe_file(path, png.tobytes())
@@ -208,26 +208,21 @@ def write_preview(spec: PreviewSpec) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in ("dataset", "archive", "preview"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    what = args.pop(0)
-    try:
-        path, overrides = split_cli(args)
-        if what == "dataset":
-            n = write_dataset(load_config(DatasetSpec, path, overrides))
-            print(f"wrote {n} pairs")
-        elif what == "preview":
-            print(f"wrote {write_preview(load_config(PreviewSpec, path, overrides))}")
+    def run(args: list[str]) -> int:
+        what = args.pop(0) if args else ""
+        specs = {"dataset": DatasetSpec, "archive": ArchiveSpec, "preview": PreviewSpec}
+        if what not in specs:
+            raise ConfigError("first argument: dataset, archive or preview")
+        _, spec = parse_args(specs[what], args, config_file=True)
+        if isinstance(spec, DatasetSpec):
+            print(f"wrote {write_dataset(spec)} pairs")
+        elif isinstance(spec, PreviewSpec):
+            print(f"wrote {write_preview(spec)}")
         else:
-            print(f"wrote archive; manifest: {write_archive(load_config(ArchiveSpec, path, overrides))}")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+            print(f"wrote archive; manifest: {write_archive(spec)}")
+        return 0
 
+    return cli_main(run, argv, doc=__doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

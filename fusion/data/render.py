@@ -188,7 +188,7 @@ def render_rgb(scene: Scene, things: list[Thing], il: Illumination, rng: np.rand
 
 def render_ir(scene: Scene, things: list[Thing], il: Illumination, rng: np.random.Generator) -> np.ndarray:
     w, h = scene.config.ir_size
-    sx, sy, tx, ty = scene.ir_affine
+    _sx, sy, _tx, ty = scene.ir_affine
     img = scene.ir_base.copy()
     img += (0.14 * il.light) * (_row_depth(h, scene.horizon * sy + ty) > 0)  # sun-warmed ground by day
     for th in things:

@@ -64,10 +64,10 @@ def test_checkpoint_round_trip_reproduces_outputs(tmp_path):
 
 
 def test_checkpoint_errors_name_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match="missing.pt"):
+    with pytest.raises(CheckpointError, match=r"missing\.pt"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(CheckpointError, match="junk.pt"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt"):
         load_checkpoint(tmp_path / "junk.pt")
 
 
@@ -76,7 +76,7 @@ def test_shipped_model_loads_and_is_small():
 
     path = Path(__file__).parents[2] / "models" / "mid_n.pt"
     assert path.stat().st_size <= 10 * 2**20
-    model, cfg, ckpt = load_checkpoint(path)
+    _model, cfg, ckpt = load_checkpoint(path)
     assert cfg.arch == "mid" and cfg.scale == "n"
     assert ckpt["best"] >= 0.8  # held-out mAP50-95 recorded by the training run
 

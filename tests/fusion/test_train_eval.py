@@ -32,7 +32,7 @@ def test_perfect_detections_score_one_and_misses_score_less():
     classes = torch.tensor([0, 1])
     perfect = torch.cat([boxes, torch.tensor([[0.9], [0.8]]), classes[:, None].float()], 1)
     row = (match(perfect, boxes, classes), perfect[:, 4].numpy(), perfect[:, 5].numpy(), classes.numpy())
-    assert summarize([row])["mAP50-95"] == pytest.approx(1.0, abs=0.01)  # COCO-style 101-point interpolation tops out at 0.995
+    assert summarize([row])["mAP50-95"] == pytest.approx(1.0, abs=0.01)  # 101-point AP tops out at 0.995
     shifted = perfect.clone()
     shifted[0, :4] += 8  # IoU drops: counts at 0.5 but not at 0.95
     row = (match(shifted, boxes, classes), shifted[:, 4].numpy(), shifted[:, 5].numpy(), classes.numpy())

@@ -2,6 +2,7 @@
 directly; resume writes nothing; bad inputs become error rows; `ray job submit` runs the same command."""
 
 import io
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_all_chunks_done_by_two_concurrent_gpu_pinned_actors(first_run):
 
 
 def test_parquet_layout_schema_and_query(first_run, s3_endpoint):
-    cfg, result = first_run
+    _, result = first_run
     fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint)
     files = sorted(fs.find("fusedet/out/detections"))
     assert len(files) == 4 and all("/camera_id=cam0" in f and "/date=2026-06-01/" in f for f in files)
@@ -79,7 +80,6 @@ def test_parquet_layout_schema_and_query(first_run, s3_endpoint):
 
 
 def test_boxes_equal_detector_on_the_same_decoded_frames(first_run, s3_endpoint):
-    cfg, _ = first_run
     fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint)
     vid = "cam01_20260601T181000"
     rgb = [f for _, f in VideoReader(fs.cat_file(f"fusedet/archive/cam01/2026-06-01/{vid}_rgb.mp4")).frames()]
@@ -156,7 +156,7 @@ def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoin
         expect.append((policy.update(t, b.mean, b.p90 - b.p10), round(b.mean, 5)))
     assert [(f["modality"], round(f["brightness"], 5)) for f in frames] == expect
     switches = [i for i in range(1, len(modes)) if modes[i] != modes[i - 1]]
-    assert all(b - a >= 2.0 * 25 for a, b in zip(switches, switches[1:], strict=False))  # no flicker
+    assert all(b - a >= 2.0 * 25 for a, b in itertools.pairwise(switches))  # no flicker
 
 
 def test_ray_job_submit_runs_the_same_command(ray_cluster, s3_endpoint, archive, tmp_path):

@@ -30,7 +30,7 @@ def test_ray_job_submit_cli_one_actor_per_gpu_node(multinode, tmp_path):
                               ir_size=(160, 128)))
     out = tmp_path / "out"
     cmd = [RAY, "job", "submit", "--address", multinode, "--runtime-env-json",
-           '{"env_vars": {"PYTHONPATH": "%s", "YOLO_OFFLINE": "1"}}' % ROOT, "--",
+           f'{{"env_vars": {{"PYTHONPATH": "{ROOT}", "YOLO_OFFLINE": "1"}}}}', "--",
            sys.executable, "-m", "jobs.detect", str(ROOT / "configs" / "job.yaml"), "cluster.address=auto",
            "cluster.actors=2", "cluster.gpus_per_actor=1", "engine.threads=1", f"input.archive={tmp_path}/archive",
            f"output.path={out}", "chunk.seconds=2", "engine.size=[320,256]", "modality.mode=fused",

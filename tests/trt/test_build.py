@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from trt.build import BuildSpec, OnnxParseError, build_serialized, engine_for
-from trt.precision import HalfIO
 from trt.export import export_onnx
+from trt.precision import HalfIO
 from trt.tensorrt_api import load_tensorrt, tensorrt_available
 
 pytestmark = pytest.mark.skipif(not tensorrt_available(), reason="no TensorRT flavour installed")

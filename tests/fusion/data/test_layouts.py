@@ -25,7 +25,7 @@ def _fresh_copy(src: str, dst) -> str:
 
 
 def test_round_trip_reproduces_generated_boxes(dataset):
-    layout, root = dataset
+    _layout, root = dataset
     ds = read_dataset(root)
     assert len(ds) == 6 and not ds.skipped
     for s in ds:

@@ -50,7 +50,7 @@ def test_reader_from_bytes_matches_file(tmp_path):
 def test_garbage_is_a_video_error_naming_the_source(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 100)
-    with pytest.raises(VideoError, match="bad.mp4"):
+    with pytest.raises(VideoError, match=r"bad\.mp4"):
         VideoReader(str(bad))
 
 
