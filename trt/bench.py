@@ -36,6 +36,7 @@ class BenchConfig:
     warmup: int = 10
     backends: tuple[str, ...] = ("torch-eager", "torch-compile", "onnxruntime", "tensorrt")
     ort_max_batch: int = 32  # CPU ONNX Runtime at batch 128 takes minutes per call
+    profile: bool = False  # TensorRT rows: also print a per-layer time table (IProfiler) at the largest batch
     out: str = "benchmarks/results/bench.json"
 
 
@@ -58,7 +59,7 @@ def _time(fn, x, y, *, iters: int, warmup: int, cuda: bool) -> list[float]:
     return times
 
 
-def _engines(name: str, backend: str, size: tuple[int, int], workdir: Path, device: str):
+def _engines(name: str, backend: str, size: tuple[int, int], workdir: Path, device: str, profile: bool = False):
     from trt.runtime_torch import TorchEngine
 
     ckpt = Path("models") / f"{name}.pt"
@@ -78,11 +79,20 @@ def _engines(name: str, backend: str, size: tuple[int, int], workdir: Path, devi
         from trt.tensorrt_api import load_tensorrt
 
         load_tensorrt()  # fail fast (TensorRTUnavailable) before exporting and calibrating
+        if not torch.cuda.is_available():
+            raise RuntimeError("TensorRT engines need a CUDA GPU; none is visible")
 
         rep = run_pipeline(ckpt, PipelineConfig(out=str(workdir / f"{name}_pipe"), size=size, n_eval=50, calib_n=40))
         for prec, e in rep["engines"].items():
             if isinstance(e, dict) and e.get("ok"):
                 yield prec, TensorRTEngine(e["engine"], device=device, cuda_graph=True)
+                if profile:
+                    eng = TensorRTEngine(e["engine"], device=device, profile=True)
+                    b = eng.max_batch
+                    eng(torch.rand(b, 3, size[1], size[0], device=device), torch.rand(b, 1, size[1], size[0],
+                                                                                      device=device))
+                    torch.cuda.synchronize()
+                    print(f"per-layer times, {name} {prec} batch {b}:\n{eng.profile_table()}")
 
 
 def _detector_row(engine, name: str, size: tuple[int, int], b: int, cfg: BenchConfig) -> dict:
@@ -113,7 +123,7 @@ def bench(cfg: BenchConfig) -> dict:
         for size in sizes:
             for backend in cfg.backends:
                 try:
-                    for precision, engine in _engines(name, backend, size, workdir, device):
+                    for precision, engine in _engines(name, backend, size, workdir, device, cfg.profile):
                         on_gpu = engine.device.type == "cuda"
                         for b in cfg.batches:
                             if backend == "onnxruntime" and b > cfg.ort_max_batch:
