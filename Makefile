@@ -7,10 +7,10 @@ export YOLO_OFFLINE := 1
 
 .PHONY: demo test lint clean
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins the whole tested environment: installs are reproducible and pip never backtracks.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -82,6 +82,11 @@ class ClusterConfig:
     cpus_per_actor: float = 1.0
     local_cpus: int = 0  # local Ray only: CPUs to declare (0 = all)
     local_gpus: int = 0  # local Ray only: logical GPUs to declare (lets GPU-pinned actors schedule on CPU)
+    # System failures only (an actor's process or node dies: OOM, preemption): Ray restarts the actor up to
+    # max_restarts times and re-runs its in-flight chunk up to max_task_retries times, at once (no backoff: the
+    # chunk is rescheduled on a live actor). Bad inputs are never retried: they become error rows.
+    max_restarts: int = 3
+    max_task_retries: int = 3
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,13 @@ def test_parse_errors_are_listed(tmp_path):
     with pytest.raises(OnnxParseError) as info:
         build_serialized(path, SPEC)
     assert info.value.errors and "NoSuchOp" in str(info.value) and "bad.onnx" in str(info.value)
+
+
+def test_build_cli_prints_the_sidecar(tmp_path, mid_onnx, capsys):
+    from trt.build import main
+
+    assert main([str(mid_onnx), "--batch", "1:2:4", "--shape", "256x320", "--target", "SM89",
+                 "--cache-dir", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["profile"]["shape"] == [256, 320] and out["engine"].endswith(".engine")
+    assert main([str(mid_onnx), "--batch", "4:2:1", "--cache-dir", str(tmp_path)]) == 2
