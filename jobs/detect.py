@@ -64,7 +64,7 @@ def main(cfg: JobConfig) -> dict:
         ds = ray.data.from_items([ch.row() for ch in chunks], override_num_blocks=len(chunks))
         out = ds.map_batches(ChunkDetector, batch_size=1, concurrency=c.actors, num_gpus=c.gpus_per_actor or None,
                              num_cpus=c.cpus_per_actor,
-                             ray_remote_args={"max_restarts": c.max_restarts, "max_task_retries": c.max_task_retries},
+                             max_restarts=c.max_restarts, max_task_retries=c.max_task_retries,
                              fn_constructor_kwargs={"cfg": to_dict(cfg), "run_id": run_id, "home": os.getcwd()})
         status = out.take_all()  # one small row per chunk: frames never come back to the driver
     for s in status:
