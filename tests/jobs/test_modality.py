@@ -65,3 +65,11 @@ def test_brightness_ignores_glare_and_matches_on_torch():
     assert brightness(glare).mean == pytest.approx(brightness(frame).mean, abs=1e-6)
     b_np, b_t = brightness(frame), brightness(torch.from_numpy(frame))
     assert b_np.mean == pytest.approx(b_t.mean, abs=1e-5) and b_np.mean == pytest.approx(40 / 255, abs=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_brightness_on_the_gpu_matches_cpu():
+    frame = np.random.default_rng(0).integers(0, 256, (512, 640, 3), dtype=np.uint8)
+    a, b = brightness(frame), brightness(torch.from_numpy(frame).cuda())
+    assert a.mean == pytest.approx(b.mean, abs=1e-4) and a.p90 == pytest.approx(b.p90, abs=2e-3)
