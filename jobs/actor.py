@@ -55,17 +55,19 @@ def build_engine(backend: str, model: str, *, device: str, precision: str, size:
     return TensorRTEngine(engine_for(model, spec, cache_dir=engine_cache or DEFAULT_CACHE), device=device)
 
 
-def _resolve(path: str, home: str) -> str:
-    """Relative model paths: the driver's folder on this node if it has the file, else this worker's cwd
-    (under `ray job submit --working-dir .` that is the uploaded project)."""
+PROJECT = Path(__file__).resolve().parents[1]  # on every node: the code being run (repo, or the uploaded working dir)
+
+
+def _resolve(path: str) -> str:
+    """A relative model path is relative to the project the running code belongs to; then to the cwd."""
     if os.path.isabs(path) or "://" in path:
         return path
-    candidate = os.path.join(home, path)
-    return candidate if os.path.exists(candidate) else path
+    candidate = PROJECT / path
+    return str(candidate) if candidate.exists() else path
 
 
 class ChunkDetector:
-    def __init__(self, cfg: dict, run_id: str, home: str = "."):
+    def __init__(self, cfg: dict, run_id: str):
         self.cfg = from_dict(JobConfig, cfg, where="job")
         e = self.cfg.engine
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if e.device == "auto" else e.device
@@ -76,7 +78,7 @@ class ChunkDetector:
         self.model_ids: dict[str, str] = {}
         for mode in modes:
             size = e.rgb_size if mode == "rgb" else e.size
-            engine = build_engine(e.backend, _resolve(models[mode], home), device=self.device, precision=e.precision,
+            engine = build_engine(e.backend, _resolve(models[mode]), device=self.device, precision=e.precision,
                                   size=size, batch=e.batch, threads=e.threads, engine_cache=e.engine_cache)
             self.detectors[mode] = Detector(engine, size=size, conf=e.conf, iou=e.iou)
             self.model_ids[mode] = Path(models[mode]).stem

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -65,7 +64,7 @@ def main(cfg: JobConfig) -> dict:
         out = ds.map_batches(ChunkDetector, batch_size=1, concurrency=c.actors, num_gpus=c.gpus_per_actor or None,
                              num_cpus=c.cpus_per_actor,
                              max_restarts=c.max_restarts, max_task_retries=c.max_task_retries,
-                             fn_constructor_kwargs={"cfg": to_dict(cfg), "run_id": run_id, "home": os.getcwd()})
+                             fn_constructor_kwargs={"cfg": to_dict(cfg), "run_id": run_id})
         status = out.take_all()  # one small row per chunk: frames never come back to the driver
     for s in status:
         if s["status"] == "failed":

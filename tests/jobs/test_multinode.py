@@ -18,24 +18,28 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def multinode():
-    env = os.environ | {"RAY": RAY}
-    subprocess.run([str(ROOT / "cluster" / "local_multinode.sh"), "start", "2", "1", "6390"], check=True, env=env,
-                   timeout=180)
-    yield "http://127.0.0.1:6391"
-    subprocess.run([str(ROOT / "cluster" / "local_multinode.sh"), "stop"], env=env, timeout=120)
+    env = os.environ | {"RAY": RAY, "RAY_AUTH_MODE": "token"}
+    try:
+        subprocess.run([str(ROOT / "cluster" / "local_multinode.sh"), "start", "2", "1", "6390"], check=True,
+                       env=env, timeout=180)
+        yield "http://127.0.0.1:6391"
+    finally:
+        subprocess.run([str(ROOT / "cluster" / "local_multinode.sh"), "stop"], env=env, timeout=120)
 
 
 def test_ray_job_submit_cli_one_actor_per_gpu_node(multinode, tmp_path):
     write_archive(ArchiveSpec(out=str(tmp_path / "archive"), clips=2, seconds=4.0, rgb_size=(320, 256),
                               ir_size=(160, 128)))
     out = tmp_path / "out"
-    cmd = [RAY, "job", "submit", "--address", multinode, "--runtime-env-json",
-           f'{{"env_vars": {{"PYTHONPATH": "{ROOT}", "YOLO_OFFLINE": "1"}}}}', "--",
-           sys.executable, "-m", "jobs.detect", str(ROOT / "configs" / "job.yaml"), "cluster.address=auto",
+    # Exactly the README's command: the project ships as the job's working dir (configs and models by relative
+    # path) with the runtime env of cluster/runtime_env.yaml.
+    cmd = [RAY, "job", "submit", "--address", multinode, "--working-dir", ".", "--runtime-env",
+           "cluster/runtime_env.yaml", "--",
+           sys.executable, "-m", "jobs.detect", "configs/job.yaml", "cluster.address=auto",
            "cluster.actors=2", "cluster.gpus_per_actor=1", "engine.threads=1", f"input.archive={tmp_path}/archive",
-           f"output.path={out}", "chunk.seconds=2", "engine.size=[320,256]", "modality.mode=fused",
-           f"engine.fused_model={ROOT}/models/mid_n.onnx"]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+           f"output.path={out}", "chunk.seconds=2", "engine.size=[320,256]", "modality.mode=fused"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env=os.environ | {"RAY_AUTH_MODE": "token"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     chunks = pq.read_table(next((out / "_runs").glob("*/chunks.parquet"))).to_pylist()
     assert len(chunks) == 4 and all(c["status"] == "done" for c in chunks)
