@@ -82,8 +82,6 @@ class ChunkDetector:
                                   size=size, batch=e.batch, threads=e.threads, engine_cache=e.engine_cache)
             self.detectors[mode] = Detector(engine, size=size, conf=e.conf, iou=e.iou)
             self.model_ids[mode] = Path(models[mode]).stem
-        self.precision = e.precision if e.backend != "onnxruntime" else next(
-            iter(self.detectors.values())).engine.precision
         self.out_fs, _ = filesystem(self.cfg.output.path, self.cfg.output.storage_options)
         self.in_storage = self.cfg.input.storage_options
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="decode")
@@ -183,7 +181,8 @@ class ChunkDetector:
                              ("frame_idx", frame_idx), ("timestamp", stamp), ("class_id", int(cls)),
                              ("class_name", class_names[int(cls)]), ("score", score), ("x1", x1), ("y1", y1),
                              ("x2", x2), ("y2", y2), ("img_w", w), ("img_h", h), ("modality", mode), ("brightness", b),
-                             ("model_id", self.model_ids[mode]), ("precision", self.precision),
+                             ("model_id", self.model_ids[mode]),
+                             ("precision", self.detectors[mode].engine.precision),
                              ("run_id", self.run_id)):
                     d_cols[k].append(v)
             for k, v in (("video_id", chunk.video_id), ("camera_id", chunk.camera_id), ("chunk_id", chunk.chunk_id),

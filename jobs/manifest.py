@@ -105,7 +105,8 @@ def _by_convention(fs, base: str, root: str, cfg: InputConfig) -> tuple[list[Pai
         rel = posixpath.relpath(key, base)
         parts = rel.split("/")
         camera = parts[0] if len(parts) > 1 else "unknown"
-        modified = fs.info(rgb[key]).get("LastModified") or fs.info(rgb[key]).get("mtime") or 0
+        info = fs.info(rgb[key])
+        modified = info.get("LastModified") or info.get("mtime") or 0  # no manifest: file time is the best start
         start = modified if isinstance(modified, dt.datetime) else dt.datetime.fromtimestamp(float(modified), dt.UTC)
         pairs.append(Pair(posixpath.basename(key), camera, proto + rgb[key], proto + ir[key], start.isoformat()))
     return pairs, problems

@@ -80,21 +80,20 @@ def engine_key(onnx_sha: str, flavour: Flavour, spec: BuildSpec) -> str:
     return f"{onnx_sha[:16]}.{cc.lower()}.{flavour.tag}.b{lo}-{opt}-{hi}.{spec.shape[0]}x{spec.shape[1]}"
 
 
-class _Logger:
-    """TensorRT logger that keeps the messages (for error reports) and forwards to `logging`."""
+def _logger(trt):
+    """A TensorRT logger that keeps every message (for error reports) and forwards them to `logging` at debug
+    level: without a GPU the builder logs CUDA-runtime errors it recovers from."""
 
-    def __new__(cls, trt):
-        class L(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
-                self.lines: list[str] = []
+    class KeepingLogger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.lines: list[str] = []
 
-            def log(self, severity, msg):
-                self.lines.append(f"[{severity.name}] {msg}")
-                # Kept for the error report; without a GPU the builder logs CUDA-runtime errors it recovers from.
-                log.debug("TensorRT [%s]: %s", severity.name, msg)
+        def log(self, severity, msg):
+            self.lines.append(f"[{severity.name}] {msg}")
+            log.debug("TensorRT [%s]: %s", severity.name, msg)
 
-        return L()
+    return KeepingLogger()
 
 
 def build_serialized(onnx_path: str | Path, spec: BuildSpec, *, flavour: Flavour | None = None,
@@ -102,7 +101,7 @@ def build_serialized(onnx_path: str | Path, spec: BuildSpec, *, flavour: Flavour
     """Parse and build; returns the serialized engine (plan)."""
     flavour = flavour or load_tensorrt()
     trt = flavour.module
-    logger = _Logger(trt)
+    logger = _logger(trt)
     builder = trt.Builder(logger)
     flags = 0
     if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):  # TensorRT 10; 11 is always strongly typed

@@ -35,6 +35,7 @@ from fusion.data.scene import (
     SceneConfig,
     make_scene,
     render_pair,
+    sample_illumination,
     scene_seed,
 )
 from fusion.data.video import write_video
@@ -113,8 +114,6 @@ def _clip_lighting(spec: ArchiveSpec, k: int, rng: np.random.Generator) -> tuple
     if spec.schedule == "transition":
         day, night = Illumination(0.9, 0.0, 0.3), Illumination(0.03, 0.0, 0.3)
         return (day, night) if k % 2 == 0 else (night, day)
-    from fusion.data.scene import sample_illumination
-
     il = sample_illumination(SLICES[k % len(SLICES)], rng)
     return il, il
 

@@ -97,7 +97,7 @@ class _Collector:
         self.skipped.append((file, reason))
 
 
-def _pair(fs, rgb: dict[str, str], ir: dict[str, str], col: _Collector) -> list[str]:
+def _pair(rgb: dict[str, str], ir: dict[str, str], col: _Collector) -> list[str]:
     for stem in sorted(set(rgb) - set(ir)):
         col.fail(rgb[stem], "no infrared partner with the same stem")
     for stem in sorted(set(ir) - set(rgb)):
@@ -146,7 +146,7 @@ def read_llvip(root: str, *, split: str = "train", skip_bad: bool = False,
     ir = _index(fs, posixpath.join(base, "infrared", split), IMAGE_EXTS)
     slices = _read_slices(fs, base)
     samples = []
-    for stem in _pair(fs, rgb, ir, col):
+    for stem in _pair(rgb, ir, col):
         xml = posixpath.join(base, "Annotations", stem + ".xml")
         try:
             boxes, classes = _parse_voc(fs, xml, class_map)
@@ -194,7 +194,7 @@ def read_yolofuse(root: str, *, split: str = "", skip_bad: bool = False, num_cla
     rgb, ir = _index(fs, rgb_dir, IMAGE_EXTS), _index(fs, ir_dir, IMAGE_EXTS)
     slices = _read_slices(fs, base)
     samples = []
-    for stem in _pair(fs, rgb, ir, col):
+    for stem in _pair(rgb, ir, col):
         txt = posixpath.join(lbl_dir, stem + ".txt")
         rows = np.zeros((0, 5), np.float64)
         if fs.exists(txt):  # a missing label file means "no objects", as in ultralytics
