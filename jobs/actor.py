@@ -101,12 +101,8 @@ class ChunkDetector:
         return {k: [r[k] for r in results] for k in STATUS}
 
     def _decode(self, uri: str, start: float, end: float, gray: bool) -> list[tuple[float, np.ndarray]]:
-        fs, _ = filesystem(uri, self.in_storage)
-        try:
-            with fs.open(uri, "rb") as f, VideoReader(f, name=uri, gray=gray) as reader:
-                return list(reader.frames(start, end))
-        except FileNotFoundError as exc:
-            raise VideoError(f"{uri}: file not found") from exc
+        with VideoReader.open(uri, storage_options=self.in_storage, gray=gray) as reader:
+            return list(reader.frames(start, end))
 
     def process(self, chunk: Chunk) -> dict:
         t_start = time.time()

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import pyarrow.parquet as pq
 
-from fusion.data.video import VideoError, VideoReader
+from fusion.data.video import VideoReader
 from jobs.config import InputConfig
 from jobs.storage import filesystem
 
@@ -114,14 +114,10 @@ def _by_convention(fs, base: str, root: str, cfg: InputConfig) -> tuple[list[Pai
 
 def chunk_pair(pair: Pair, seconds: float, storage_options: dict | None = None) -> list[Chunk]:
     """Split a pair into keyframe-aligned chunks (reads the RGB packet index only; no decoding)."""
-    fs, _ = filesystem(pair.rgb_uri, storage_options)
-    try:
-        with fs.open(pair.rgb_uri, "rb") as f, VideoReader(f, name=pair.rgb_uri) as reader:
-            info = reader.info()
-        with fs.open(pair.ir_uri, "rb") as f, VideoReader(f, name=pair.ir_uri) as reader:
-            ir_info = reader.info()
-    except FileNotFoundError as exc:
-        raise VideoError(f"{exc.filename or pair.rgb_uri}: file not found") from exc
+    with VideoReader.open(pair.rgb_uri, storage_options=storage_options) as reader:
+        info = reader.info()
+    with VideoReader.open(pair.ir_uri, storage_options=storage_options) as reader:
+        ir_info = reader.info()
     end = min(info.duration_s, ir_info.duration_s)
     starts = [0.0]
     for k in info.keyframes_s:

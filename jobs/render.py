@@ -45,7 +45,9 @@ def render(output: str, video_id: str, cfg: RenderConfig) -> str:
     by_frame: dict[int, list] = {}
     for row in dets:
         by_frame.setdefault(row[0], []).append(row[1:])
-    with VideoReader(pair.rgb_uri) as rgb, VideoReader(pair.ir_uri, gray=True) as ir:
+    so = inp.storage_options
+    with VideoReader.open(pair.rgb_uri, storage_options=so) as rgb, VideoReader.open(
+            pair.ir_uri, storage_options=so, gray=True) as ir:
         fps = rgb.fps
         ir_frames = dict(ir.frames(cfg.start, cfg.end))
         frames = []

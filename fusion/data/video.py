@@ -90,6 +90,24 @@ class VideoReader:
             raise VideoError(f"{self.name}: cannot open as video ({exc})") from exc
         self._stream.thread_type = "AUTO"
 
+    _file: BinaryIO | None = None
+
+    @classmethod
+    def open(cls, url: str, *, storage_options: dict | None = None, gray: bool = False) -> VideoReader:
+        """Open any fsspec URL (s3://, gs://, local); reads are ranged, only what decoding needs is fetched."""
+        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        try:
+            f = fs.open(path, "rb")
+        except FileNotFoundError as exc:
+            raise VideoError(f"{url}: file not found") from exc
+        try:
+            reader = cls(f, name=url, gray=gray)
+        except VideoError:
+            f.close()
+            raise
+        reader._file = f
+        return reader
+
     def __enter__(self) -> VideoReader:
         return self
 
@@ -98,6 +116,8 @@ class VideoReader:
 
     def close(self) -> None:
         self._container.close()
+        if self._file is not None:
+            self._file.close()
 
     @property
     def fps(self) -> float:

@@ -177,3 +177,24 @@ def test_ray_job_submit_runs_the_same_command(ray_cluster, s3_endpoint, archive,
     assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
     assert '"chunks_done": 4' in logs
     assert len(list((out / "detections").rglob("*.parquet"))) == 4
+
+
+def test_query_cli_canned_plots_and_render(first_run, tmp_path, capsys):
+    from jobs.query import CANNED
+    from jobs.query import main as query_main
+    from jobs.render import main as render_main
+
+    for name in CANNED:
+        assert query_main(["s3://fusedet/out", "--canned", name]) == 0
+    assert "person" in capsys.readouterr().out
+    assert query_main(["s3://fusedet/out", "SELECT count(*) AS n FROM frames"]) == 0
+    assert "200" in capsys.readouterr().out
+    assert query_main(["s3://fusedet/out", "SELECT nope FROM frames"]) == 2  # a SQL error is a message, not a trace
+    assert query_main(["s3://fusedet/out", "--plot", str(tmp_path / "plots")]) == 0
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"detections_over_time.png", "modality_timeline.png"}
+    clip = tmp_path / "clip.mp4"
+    assert render_main(["s3://fusedet/out", "cam00_20260601T180000", "start=1", "end=2", f"out={clip}"]) == 0
+    with VideoReader(str(clip)) as r:
+        info = r.info()
+    assert info.frames == 25 and info.width == 640  # RGB | IR side by side at 320 px each
+    assert render_main(["s3://fusedet/out", "no_such_video"]) == 2
