@@ -84,3 +84,14 @@ def test_shipped_model_loads_and_is_small():
 def test_model_stats_counts_flops():
     s = model_stats(build_model(ModelConfig(arch="rgb")), size=(320, 256))
     assert 2.0 < s["params_M"] < 3.5 and s["GFLOPs"] > 0.5
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_scale_s_builds_and_runs(arch):
+    model = build_model(ModelConfig(arch=arch, scale="s")).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 256, 320), torch.rand(1, 1, 256, 320))
+    outs = out if isinstance(out, tuple) else (out,)
+    assert all(o.shape == (1, 6, 1680) for o in outs)
+    n_params = sum(p.numel() for p in build_model(ModelConfig(arch=arch, scale="n")).parameters())
+    assert sum(p.numel() for p in model.parameters()) > 3 * n_params
