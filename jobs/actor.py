@@ -162,27 +162,24 @@ class ChunkDetector:
         return self._tables(chunk, frames, dets)
 
     def _tables(self, chunk: Chunk, frames: list, dets: dict[int, np.ndarray]):
+        """frames [(t, rgb, ir, brightness, mode)], dets {frame i: (N, 6)} → (detections, frames) tables."""
         t0 = dt.datetime.fromisoformat(chunk.start_time)
         t0 = t0 if t0.tzinfo else t0.replace(tzinfo=dt.UTC)
-        class_names = CLASS_NAMES
         h, w = frames[0][1].shape[:2]
-        d_cols: dict[str, list] = {f.name: [] for f in schema.DETECTIONS}
-        f_cols: dict[str, list] = {f.name: [] for f in schema.FRAMES}
-        for i, (t, _, _, b, mode) in enumerate(frames):
-            stamp = t0 + dt.timedelta(seconds=t)
-            frame_idx = round(t * chunk.fps)
-            d = dets[i]
-            for x1, y1, x2, y2, score, cls in d:
-                for k, v in (("video_id", chunk.video_id), ("camera_id", chunk.camera_id), ("chunk_id", chunk.chunk_id),
-                             ("frame_idx", frame_idx), ("timestamp", stamp), ("class_id", int(cls)),
-                             ("class_name", class_names[int(cls)]), ("score", score), ("x1", x1), ("y1", y1),
-                             ("x2", x2), ("y2", y2), ("img_w", w), ("img_h", h), ("modality", mode), ("brightness", b),
-                             ("model_id", self.model_ids[mode]),
-                             ("precision", self.detectors[mode].engine.precision),
-                             ("run_id", self.run_id)):
-                    d_cols[k].append(v)
-            for k, v in (("video_id", chunk.video_id), ("camera_id", chunk.camera_id), ("chunk_id", chunk.chunk_id),
-                         ("frame_idx", frame_idx), ("timestamp", stamp), ("modality", mode), ("brightness", b),
-                         ("detections", len(d)), ("run_id", self.run_id)):
-                f_cols[k].append(v)
-        return schema.table(schema.DETECTIONS, d_cols), schema.table(schema.FRAMES, f_cols)
+        n = len(frames)
+        modes = [f[4] for f in frames]
+        per_frame = {"video_id": [chunk.video_id] * n, "camera_id": [chunk.camera_id] * n,
+                     "chunk_id": [chunk.chunk_id] * n, "frame_idx": [round(f[0] * chunk.fps) for f in frames],
+                     "timestamp": [t0 + dt.timedelta(seconds=f[0]) for f in frames], "modality": modes,
+                     "brightness": [f[3] for f in frames], "run_id": [self.run_id] * n}
+        counts = [len(dets[i]) for i in range(n)]
+        rows = np.repeat(np.arange(n), counts)  # detection → its frame
+        d = np.concatenate([dets[i] for i in range(n)]).reshape(-1, 6)  # x1, y1, x2, y2, score, class
+        cls = d[:, 5].astype(np.int16)
+        det_cols = {k: [v[r] for r in rows] for k, v in per_frame.items()} | {
+            "class_id": cls, "class_name": [CLASS_NAMES[c] for c in cls], "score": d[:, 4], "x1": d[:, 0],
+            "y1": d[:, 1], "x2": d[:, 2], "y2": d[:, 3], "img_w": [w] * len(d), "img_h": [h] * len(d),
+            "model_id": [self.model_ids[modes[r]] for r in rows],
+            "precision": [self.detectors[modes[r]].engine.precision for r in rows]}
+        return (schema.table(schema.DETECTIONS, det_cols),
+                schema.table(schema.FRAMES, per_frame | {"detections": counts}))

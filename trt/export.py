@@ -94,7 +94,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, size: tuple[int, in
 
         graph = to_fp16_storage(graph)
     for k, v in (metadata or {}).items():
-        graph.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+        set_metadata(graph, k, v)
     try:
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -108,16 +108,19 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, size: tuple[int, in
     return path
 
 
-def export_checkpoint(checkpoint: str | Path, cfg: ExportConfig) -> Path:
+def export_checkpoint(checkpoint: str | Path, cfg: ExportConfig, *, half: bool = False) -> Path:
+    """Checkpoint → ONNX carrying its model config, checkpoint hash, input size and precision as metadata.
+    `half`: an FP16 graph with explicit fp32 I/O (see `trt.precision.HalfIO`)."""
     from fusion.checkpoint import load_checkpoint
     from fusion.config import to_dict
+    from trt.precision import HalfIO
 
     model, mcfg, _ = load_checkpoint(checkpoint)
     out = Path(cfg.out) if cfg.out else Path(checkpoint).with_suffix(".onnx")
     meta = {"fusedet.model_config": json.dumps(to_dict(mcfg)), "fusedet.checkpoint_sha256": sha256(checkpoint),
-            "fusedet.input_size": json.dumps(list(cfg.size))}
-    return export_onnx(model, out, size=cfg.size, dynamic_hw=cfg.dynamic_hw, opset=cfg.opset,
-                       simplify=cfg.simplify, fp16_storage=cfg.fp16_storage, metadata=meta)
+            "fusedet.input_size": json.dumps(list(cfg.size)), "fusedet.precision": "fp16" if half else "fp32"}
+    return export_onnx(HalfIO(model) if half else model, out, size=cfg.size, dynamic_hw=cfg.dynamic_hw,
+                       opset=cfg.opset, simplify=cfg.simplify, fp16_storage=cfg.fp16_storage, metadata=meta)
 
 
 def read_metadata(path: str | Path) -> dict[str, object]:

@@ -16,15 +16,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import onnx
 from torch.utils.data import DataLoader
 
-from fusion.checkpoint import load_checkpoint
 from fusion.config import ConfigError, cli_main, parse_args
 from fusion.data.pairs import AugmentConfig, SyntheticPairs, TrainPairs, collate
 from fusion.evaluate import evaluate
-from trt.export import ExportConfig, export_checkpoint, export_onnx, set_metadata
-from trt.precision import HalfIO, calibration_manifest, quantize_int8
+from trt.export import ExportConfig, export_checkpoint
+from trt.precision import calibration_manifest, quantize_int8
 from trt.runtime_onnx import OnnxRuntimeEngine
 from trt.tensorrt_api import TensorRTUnavailable
 
@@ -56,23 +54,12 @@ def run_pipeline(checkpoint: str | Path, cfg: PipelineConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    paths = {"fp32": export_checkpoint(checkpoint, ExportConfig(out=str(out / "model.fp32.onnx"), size=cfg.size))}
-    model, _, _ = load_checkpoint(checkpoint)
-    fp16 = export_onnx(HalfIO(model), out / "model.fp16.onnx", size=cfg.size)
-    m = onnx.load(str(fp16))
-    for p in onnx.load(str(paths["fp32"])).metadata_props:
-        set_metadata(m, p.key, p.value)
-    set_metadata(m, "fusedet.precision", "fp16")
-    onnx.save(m, str(fp16))
-    paths["fp16"] = fp16
+    paths = {prec: export_checkpoint(checkpoint, ExportConfig(out=str(out / f"model.{prec}.onnx"), size=cfg.size),
+                                     half=prec == "fp16") for prec in ("fp32", "fp16")}
     if cfg.int8:
         manifest = calibration_manifest(out / "calibration.json", n=cfg.calib_n, seed=cfg.calib_seed)
-        int8 = quantize_int8(paths["fp32"], out / "model.int8.onnx", manifest=manifest, size=cfg.size,
-                             method=cfg.calib_method)
-        m = onnx.load(str(int8))
-        set_metadata(m, "fusedet.precision", "int8")
-        onnx.save(m, str(int8))
-        paths["int8"] = int8
+        paths["int8"] = quantize_int8(paths["fp32"], out / "model.int8.onnx", manifest=manifest, size=cfg.size,
+                                      method=cfg.calib_method)
     loader = DataLoader(TrainPairs(SyntheticPairs(n=cfg.n_eval, seed=cfg.eval_seed, size=cfg.size), size=cfg.size,
                                    augment=AugmentConfig(enabled=False)), batch_size=8, collate_fn=collate)
     report: dict = {"checkpoint": str(checkpoint), "config": asdict(cfg), "precisions": {}}

@@ -121,6 +121,13 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, manifest: dict
         op_types_to_quantize=["Conv", "MatMul"],
         nodes_to_exclude=_decode_tail(pre))
     pre.unlink(missing_ok=True)
+    from trt.export import set_metadata
+
+    q = onnx.load(str(out_path))
+    for p in onnx.load(str(fp32_path), load_external_data=False).metadata_props:
+        set_metadata(q, p.key, p.value)
+    set_metadata(q, "fusedet.precision", "int8")
+    onnx.save(q, str(out_path))
     return out_path
 
 
