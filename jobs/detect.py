@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import ray
 
@@ -49,12 +50,14 @@ def main(cfg: JobConfig) -> dict:
     errors = [{"video_id": "", "camera_id": "", "chunk_id": -1, "uri": uri, "error_type": "Unpaired",
                "reason": reason, "run_id": run_id} for uri, reason in problems]
     chunks = []
-    for pair in pairs:
-        try:
-            chunks += chunk_pair(pair, cfg.chunk.seconds, cfg.input.storage_options)
-        except VideoError as exc:  # a bad video is an error row; the other videos go on
-            errors.append({"video_id": pair.video_id, "camera_id": pair.camera_id, "chunk_id": -1, "uri": pair.rgb_uri,
-                           "error_type": "VideoError", "reason": str(exc), "run_id": run_id})
+    with ThreadPoolExecutor(16) as pool:  # reading packet indexes is I/O-bound: many videos at once
+        futures = [pool.submit(chunk_pair, p, cfg.chunk.seconds, cfg.input.storage_options) for p in pairs]
+        for pair, fut in zip(pairs, futures, strict=True):
+            try:
+                chunks += fut.result()
+            except VideoError as exc:  # a bad video is an error row; the other videos go on
+                errors.append({"video_id": pair.video_id, "camera_id": pair.camera_id, "chunk_id": -1,
+                               "uri": pair.rgb_uri, "error_type": "VideoError", "reason": str(exc), "run_id": run_id})
     log.info("%d pairs → %d chunks (%d problems)", len(pairs), len(chunks), len(errors))
     status: list[dict] = []
     if chunks:
