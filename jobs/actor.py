@@ -1,8 +1,11 @@
-"""The Ray Data callable class: engines deserialized once in `__init__`; `__call__` maps chunk rows to status rows.
+"""The Ray Data callable class: engines deserialized once in `__init__`; `__call__` maps a chunk row to a status row.
 
-Per chunk: pull RGB + IR with fsspec (range reads) → decode both in background threads (PyAV) → align by
-timestamp → brightness → mode (rgb | fused | ir) → that mode's Detector in batches → Parquet (detections and
-one row per frame). Decoded frames never leave the actor; only small status rows go back through Ray.
+Per chunk (several at once per actor, each in its own thread): open RGB + IR decoders (NVDEC on the GPU or PyAV)
+→ pair frames by time → brightness of the decoded RGB batch → mode (rgb | fused | ir) → letterbox on the engine's
+device → the actor's engine thread (batches merged across chunks, batched NMS) → Parquet (detections, then one
+row per frame: the completion marker). Decoded frames never leave the actor; a small status row goes back.
+Any exception while processing a chunk becomes a failed status row naming the file that failed; the actor and the
+run go on. Transient storage errors are retried first (`storage.*`).
 """
 
 from __future__ import annotations
@@ -10,81 +13,89 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from fusion.config import from_dict
-from fusion.data.scene import CLASS_NAMES
+from fusion.data.decode import open_decoder, resolve_backend
+from fusion.data.letterbox import Letterbox
 from fusion.data.video import VideoError, VideoReader
 from jobs import schema
 from jobs.config import JobConfig
-from jobs.manifest import Chunk
-from jobs.modality import ModePolicy, brightness
-from jobs.storage import filesystem, valid_parquet, write_parquet
+from jobs.modality import ModePolicy, brightness_batch
+from jobs.paths import Layout
+from jobs.pipeline import BatchRunner, PairCounts, pair_frames
+from jobs.plan import Chunk
+from jobs.storage import StorageError, filesystem, valid_parquet, with_retry, write_bytes, write_parquet
 from trt.detector import Detector
+from trt.engine import EngineError, EngineSpec, load_engine
 
 log = logging.getLogger(__name__)
-STATUS = ("video_id", "camera_id", "chunk_id", "status", "frames", "detections", "seconds", "error_type", "reason",
-          "uri", "pid", "node_id", "t_start", "t_end", "modes")
-
-
-def output_paths(root: str, chunk: Chunk) -> tuple[str, str]:
-    part = f"camera_id={chunk.camera_id}/date={chunk.date}/{chunk.video_id}_{chunk.chunk_id:06d}.parquet"
-    return f"{root}/detections/{part}", f"{root}/frames/{part}"
-
-
-def build_engine(backend: str, model: str, *, device: str, precision: str, size: tuple[int, int], batch: int,
-                 threads: int = 0, engine_cache: str = ""):
-    if backend == "onnxruntime":
-        from trt.runtime_onnx import OnnxRuntimeEngine
-
-        return OnnxRuntimeEngine(model, device=device, threads=threads, max_batch=batch)
-    if backend == "torch":
-        from trt.runtime_torch import TorchEngine
-
-        return TorchEngine(Path(model).with_suffix(".pt"), device=device, precision=precision,
-                           channels_last=device.startswith("cuda"), max_batch=batch)
-    from trt.build import DEFAULT_CACHE, BuildSpec, engine_for
-    from trt.runtime_tensorrt import TensorRTEngine
-
-    spec = BuildSpec(batch=(1, batch, batch), shape=(size[1], size[0]))
-    return TensorRTEngine(engine_for(model, spec, cache_dir=engine_cache or DEFAULT_CACHE), device=device)
-
-
 PROJECT = Path(__file__).resolve().parents[1]  # on every node: the code being run (repo, or the uploaded working dir)
 
 
-def _resolve(path: str) -> str:
+def resolve_model(path: str) -> str:
     """A relative model path is relative to the project the running code belongs to; then to the cwd."""
     if os.path.isabs(path) or "://" in path:
         return path
     candidate = PROJECT / path
-    return str(candidate) if candidate.exists() else path
+    return str(candidate) if candidate.exists() or candidate.with_suffix(".pt").exists() else path
+
+
+def engine_specs(cfg: JobConfig, device: str) -> dict[str, EngineSpec]:
+    """mode → the engine description of its model (one per mode the policy can choose)."""
+    e = cfg.engine
+    modes = ("rgb", "fused", "ir") if cfg.modality.mode == "adaptive" else (cfg.modality.mode,)
+    models = {"fused": e.fused_model, "rgb": e.rgb_model, "ir": e.ir_model}
+    return {m: EngineSpec(backend=e.backend, model=resolve_model(models[m]), precision=e.precision,
+                          size=e.rgb_size if m == "rgb" else e.size, max_batch=e.batch, compile=e.compile,
+                          device=device, threads=e.threads, cache_dir=e.engine_cache).resolved() for m in modes}
+
+
+class ChunkFailed(Exception):
+    """Processing one chunk failed; carries the error row's fields."""
+
+    def __init__(self, error_type: str, uri: str, reason: str):
+        super().__init__(f"{error_type}: {uri}: {reason}")
+        self.error_type, self.uri, self.reason = error_type, uri, reason
+
+
+def _stream(decoder, start: float, end: float, batch: int, what: str):
+    """Decoder batches, with any failure re-raised as ChunkFailed naming this stream's file."""
+    try:
+        yield from decoder.read(start, end, batch=batch)
+    except VideoError as exc:
+        raise ChunkFailed("VideoError", decoder.uri, str(exc)) from exc
+    except Exception as exc:
+        raise ChunkFailed(type(exc).__name__, decoder.uri, f"{what} decode: {exc}") from exc
 
 
 class ChunkDetector:
     def __init__(self, cfg: dict, run_id: str):
         self.cfg = from_dict(JobConfig, cfg, where="job")
         e = self.cfg.engine
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if e.device == "auto" else e.device
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if e.device == "auto" else e.device
+        self.device = torch.device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(int(self.cfg.cluster.cpus_per_actor), 1))
         self.run_id = run_id
-        modes = ("rgb", "fused", "ir") if self.cfg.modality.mode == "adaptive" else (self.cfg.modality.mode,)
-        models = {"fused": e.fused_model, "rgb": e.rgb_model, "ir": e.ir_model}
-        self.detectors: dict[str, Detector] = {}
-        self.model_ids: dict[str, str] = {}
-        for mode in modes:
-            size = e.rgb_size if mode == "rgb" else e.size
-            engine = build_engine(e.backend, _resolve(models[mode]), device=self.device, precision=e.precision,
-                                  size=size, batch=e.batch, threads=e.threads, engine_cache=e.engine_cache)
-            self.detectors[mode] = Detector(engine, size=size, conf=e.conf, iou=e.iou)
-            self.model_ids[mode] = Path(models[mode]).stem
-        self.out_fs, _ = filesystem(self.cfg.output.path, self.cfg.output.storage_options)
-        self.in_storage = self.cfg.input.storage_options
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="decode")
+        self.specs = engine_specs(self.cfg, device)
+        self.detectors = {m: Detector(load_engine(s), size=s.size, conf=e.conf, iou=e.iou)
+                          for m, s in self.specs.items()}
+        self.classes = self.detectors[next(iter(self.detectors))].classes
+        self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * self.cfg.cluster.chunks_in_flight + 2)
+        self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
+        log.info("actor %d: engines %s on %s; decode %s (%s)", os.getpid(),
+                 {m: d.engine.name for m, d in self.detectors.items()}, device, self.decoder, why)
+        fs, base = filesystem(self.cfg.output.path, self.cfg.output.storage_options)
+        self.out_fs, self.layout = fs, Layout(base)
+        self._io = ThreadPoolExecutor(2, thread_name_prefix="open")
         import ray
 
         self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
@@ -93,93 +104,188 @@ class ChunkDetector:
         self.m_frames = Counter("fusedet_frames_processed", description="frames run through a detector")
         self.m_latency = Histogram("fusedet_chunk_seconds", description="wall time per chunk",
                                    boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120])
+        self._lock = threading.Lock()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
         results = [self.process(Chunk(**{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}))
                    for r in rows]
-        return {k: [r[k] for r in results] for k in STATUS}
-
-    def _decode(self, uri: str, start: float, end: float, gray: bool) -> list[tuple[float, np.ndarray]]:
-        with VideoReader.open(uri, storage_options=self.in_storage, gray=gray) as reader:
-            return list(reader.frames(start, end))
+        return {k: [r[k] for r in results] for k in schema.CHUNKS.names}
 
     def process(self, chunk: Chunk) -> dict:
         t_start = time.time()
-        status = {k: None for k in STATUS} | {"video_id": chunk.video_id, "camera_id": chunk.camera_id,
-                                               "chunk_id": chunk.chunk_id, "pid": os.getpid(), "t_start": t_start,
-                                               "node_id": self.node_id,
-                                               "frames": 0, "detections": 0, "modes": ""}
-        root = self.cfg.output.path.rstrip("/")
-        det_path, frame_path = output_paths(root, chunk)
-        if not self.cfg.output.overwrite and valid_parquet(self.out_fs, frame_path) and valid_parquet(
-                self.out_fs, det_path):
-            return status | {"status": "skipped", "seconds": 0.0, "t_end": time.time()}
+        status = dict.fromkeys(schema.CHUNKS.names) | {
+            "video_id": chunk.video_id, "camera_id": chunk.camera_id, "chunk_id": chunk.chunk_id,
+            "first_frame": chunk.first, "end_frame": chunk.end, "frames_expected": chunk.end - chunk.first,
+            "pid": os.getpid(), "t_start": t_start, "node_id": self.node_id, "run_id": self.run_id, "frames": 0,
+            "detections": 0, "rgb_frames": 0, "ir_frames": 0, "unpaired_rgb": 0, "unpaired_ir": 0, "modes": "",
+            "decoder": self.decoder, "error_type": "", "reason": "", "uri": ""}
+        det_path, frame_path = self.layout.detections(chunk.key), self.layout.frames(chunk.key)
+        policy = self.cfg.storage
+        counted = False
         try:
-            det, frames = self._detect(chunk)
-        except VideoError as exc:  # a bad input is a row of the errors table; the job goes on
+            if not self.cfg.output.overwrite and all(
+                    with_retry(lambda p=p: valid_parquet(self.out_fs, p), what=f"check {p}", policy=policy)
+                    for p in (frame_path, det_path)):
+                return status | {"status": "skipped", "seconds": 0.0, "t_end": time.time()}
+            attempt, counted = self._count_attempt(chunk), True
+            if attempt > self.cfg.cluster.max_chunk_attempts:
+                raise ChunkFailed("ActorDied", chunk.rgb_uri, f"started {attempt - 1} times in this run and its actor "
+                                  "died each time (out of memory, or a crash while decoding this chunk)")
+            det, frames, counts = self._detect(chunk)
+            for path, table in ((det_path, det), (frame_path, frames)):  # the frames file last: it marks completion
+                try:
+                    with_retry(lambda p=path, t=table: write_parquet(self.out_fs, p, t), what=f"write {path}",
+                               policy=policy)
+                except Exception as exc:
+                    raise ChunkFailed("WriteError", path, f"{type(exc).__name__}: {exc}") from exc
+        except ChunkFailed as exc:
             log.warning("chunk %s/%d failed: %s", chunk.video_id, chunk.chunk_id, exc)
-            return status | {"status": "failed", "error_type": "VideoError", "reason": str(exc)[:1000],
-                             "uri": chunk.rgb_uri, "seconds": time.time() - t_start, "t_end": time.time()}
-        write_parquet(self.out_fs, det_path, det)
-        write_parquet(self.out_fs, frame_path, frames)  # written last: its presence marks the chunk complete
+            return status | {"status": "failed", "error_type": exc.error_type, "reason": exc.reason[:2000],
+                             "uri": exc.uri, "seconds": time.time() - t_start, "t_end": time.time()}
+        except Exception as exc:  # anything else (engine, CUDA, storage, a bug): this chunk fails, the run goes on
+            kind = {StorageError: "StorageError", EngineError: "EngineError"}.get(type(exc), type(exc).__name__)
+            log.exception("chunk %s/%d failed", chunk.video_id, chunk.chunk_id)
+            return status | {"status": "failed", "error_type": kind, "reason": f"{exc}"[:2000], "uri": chunk.rgb_uri,
+                             "seconds": time.time() - t_start, "t_end": time.time()}
+        finally:
+            if counted:
+                self._clear_attempt(chunk)
         seconds = time.time() - t_start
         self.m_frames.inc(frames.num_rows)
         self.m_latency.observe(seconds)
         modes = frames.column("modality").to_pylist()
-        return status | {"status": "done", "frames": frames.num_rows, "detections": det.num_rows, "seconds": seconds,
-                         "t_end": time.time(), "modes": ",".join(f"{m}:{modes.count(m)}" for m in sorted(set(modes)))}
+        partial = counts.paired < chunk.end - chunk.first
+        return status | {
+            "status": "partial" if partial else "done", "frames": frames.num_rows, "detections": det.num_rows,
+            "rgb_frames": counts.rgb, "ir_frames": counts.ir, "unpaired_rgb": counts.unpaired_rgb,
+            "unpaired_ir": counts.unpaired_ir, "seconds": seconds, "t_end": time.time(),
+            "modes": ",".join(f"{m}:{modes.count(m)}" for m in sorted(set(modes))),
+            "uri": chunk.ir_uri if partial and counts.rgb >= chunk.end - chunk.first else chunk.rgb_uri if partial
+            else "",
+            "error_type": "PartialPair" if partial else "",
+            "reason": (f"{counts.paired} of {chunk.end - chunk.first} frames paired: {counts.rgb} RGB and "
+                       f"{counts.ir} IR frames decoded, {counts.unpaired_rgb} RGB without an IR partner, "
+                       f"{counts.unpaired_ir} IR without an RGB partner") if partial else ""}
 
-    def _detect(self, chunk: Chunk):
-        mcfg = self.cfg.modality
-        lookback = (mcfg.min_dwell_s + 3 * mcfg.smoothing_s) if mcfg.mode == "adaptive" else 0.0
-        rgb_job = self._pool.submit(self._decode, chunk.rgb_uri, max(chunk.start_s - lookback, 0.0), chunk.end_s,
-                                    False)
-        ir_job = self._pool.submit(self._decode, chunk.ir_uri, chunk.start_s, chunk.end_s, True)
-        rgb, ir = rgb_job.result(), ir_job.result()
-        policy = ModePolicy(mcfg)
-        half = 0.5 / chunk.fps
-        ir_t = np.array([t for t, _ in ir])
-        frames = []  # (t, rgb, ir, brightness, mode)
-        for t, img in rgb:
-            br = brightness(img)
-            b = br.mean
-            mode = policy.update(t, b, br.p90 - br.p10)  # frames before the chunk only warm the policy up
-            if t < chunk.start_s - half or not len(ir_t):
-                continue
-            j = int(np.abs(ir_t - t).argmin())
-            if abs(ir_t[j] - t) > half:
-                continue  # no IR frame at this time: not a pair
-            frames.append((t, img, ir[j][1], b, mode))
-        if not frames:
-            raise VideoError(f"{chunk.rgb_uri}: no paired frames in [{chunk.start_s:.2f}, {chunk.end_s:.2f}) s")
-        dets: dict[int, np.ndarray] = {}
-        for mode, detector in self.detectors.items():
-            idx = [i for i, f in enumerate(frames) if f[4] == mode]
-            if idx:
-                for i, d in zip(idx, detector([frames[i][1] for i in idx], [frames[i][2] for i in idx]), strict=True):
-                    dets[i] = d
-        return self._tables(chunk, frames, dets)
+    def _count_attempt(self, chunk: Chunk) -> int:
+        """Record one more start of this chunk in this run; → the attempt number (1 = first)."""
+        path = self.layout.attempt(self.run_id, chunk.key)
 
-    def _tables(self, chunk: Chunk, frames: list, dets: dict[int, np.ndarray]):
-        """frames [(t, rgb, ir, brightness, mode)], dets {frame i: (N, 6)} → (detections, frames) tables."""
+        def bump() -> int:
+            try:
+                n = int(self.out_fs.cat_file(path)) + 1
+            except FileNotFoundError:
+                n = 1
+            write_bytes(self.out_fs, path, str(n).encode())
+            return n
+
+        return with_retry(bump, what=f"update {path}", policy=self.cfg.storage)
+
+    def _clear_attempt(self, chunk: Chunk) -> None:
+        try:
+            self.out_fs.rm_file(self.layout.attempt(self.run_id, chunk.key))
+        except Exception:  # a leftover counter only matters if this chunk's actor dies later
+            pass
+
+    def _warm_policy(self, chunk: Chunk, policy: ModePolicy) -> None:
+        """The policy's state before the chunk, from the keyframes of a short look-back (cheap: no other frame)."""
+        m = self.cfg.modality
+        lookback = m.min_dwell_s + 3 * m.smoothing_s
+        if m.mode != "adaptive" or chunk.start_s <= 0 or lookback <= 0:
+            return
+        try:
+            with VideoReader.open(chunk.rgb_uri, storage_options=self.cfg.input.storage_options) as r:
+                keys = list(r.frames(max(chunk.start_s - lookback, 0.0), chunk.start_s, keyframes_only=True,
+                                     fmt="rgb24"))
+        except VideoError as exc:
+            raise ChunkFailed("VideoError", chunk.rgb_uri, str(exc)) from exc
+        if keys:
+            stats = brightness_batch(torch.from_numpy(np.stack([f for _, f in keys])).permute(0, 3, 1, 2))
+            for (t, _), (b, p10, p90) in zip(keys, stats, strict=True):
+                policy.update(t, b, p90 - p10)
+
+    def _open(self, uri: str, gray: bool):
+        so, policy = self.cfg.input.storage_options, self.cfg.storage
+        try:
+            return with_retry(lambda: open_decoder(uri, backend=self.decoder, gray=gray, device=self.device,
+                                                   storage_options=so, threads=self.cfg.decode.threads),
+                              what=f"open {uri}", policy=policy)
+        except VideoError as exc:
+            raise ChunkFailed("VideoError", uri, str(exc)) from exc
+        except FileNotFoundError as exc:
+            raise ChunkFailed("VideoError", uri, "file not found") from exc
+        except StorageError as exc:
+            raise ChunkFailed("StorageError", uri, str(exc)) from exc
+
+    def _detect(self, chunk: Chunk) -> tuple[pa.Table, pa.Table, PairCounts]:
+        _e, batch = self.cfg.engine, self.cfg.engine.batch
+        tol = self.cfg.decode.pair_tolerance_s or 0.5 / chunk.fps
+        policy = ModePolicy(self.cfg.modality)
+        self._warm_policy(chunk, policy)
+        rgb_f, ir_f = self._io.submit(self._open, chunk.rgb_uri, False), self._io.submit(self._open, chunk.ir_uri, True)
+        rgb_dec, ir_dec = rgb_f.result(), ir_f.result()
+        counts = PairCounts()
+        times, bright, modes, sizes, pending = [], [], [], [], []
+        try:
+            pieces = pair_frames(_stream(rgb_dec, chunk.start_s, chunk.end_s, batch, "RGB"),
+                                 _stream(ir_dec, max(chunk.start_s - tol, 0.0), chunk.end_s + tol, batch, "IR"),
+                                 start=chunk.start_s, end=chunk.end_s, tol=tol, size=batch, counts=counts)
+            for piece in pieces:
+                base = len(times)
+                stats = brightness_batch(piece.rgb)  # (n, 3), on the frames' device
+                piece_modes = [policy.update(t, b, p90 - p10) for t, (b, p10, p90) in zip(piece.t, stats, strict=True)]
+                times += piece.t.tolist()
+                bright += stats[:, 0].tolist()
+                modes += piece_modes
+                sizes += [(piece.rgb.shape[-1], piece.rgb.shape[-2])] * len(piece.t)
+                for mode in dict.fromkeys(piece_modes):
+                    idx = [i for i, m in enumerate(piece_modes) if m == mode]
+                    sel = torch.tensor(idx, device=piece.rgb.device)
+                    det = self.detectors[mode]
+                    x, y, lb = det.prepare(piece.rgb.index_select(0, sel), piece.ir.index_select(0, sel.to(
+                        piece.ir.device)))
+                    pending.append((np.asarray(idx) + base, lb, self.runner.submit(mode, x, y)))
+            rows = [_to_source(f.result(), frame_ids, lb) for frame_ids, lb, f in pending]
+        finally:
+            rgb_dec.close()
+            ir_dec.close()
+        if not times:
+            raise ChunkFailed("VideoError", chunk.rgb_uri if not counts.rgb else chunk.ir_uri,
+                              f"no paired frames in [{chunk.start_s:.2f}, {chunk.end_s:.2f}) s ({counts.rgb} RGB, "
+                              f"{counts.ir} IR frames decoded)")
+        flat = np.concatenate(rows) if rows else np.zeros((0, 7), np.float32)
+        flat = flat[np.lexsort((-flat[:, 5], flat[:, 0]))]  # by frame, then score
+        return (*self._tables(chunk, np.asarray(times), bright, modes, sizes, flat), counts)
+
+    def _tables(self, chunk: Chunk, times: np.ndarray, bright: list[float], modes: list[str],
+                sizes: list[tuple[int, int]], flat: np.ndarray) -> tuple[pa.Table, pa.Table]:
+        """Per-frame lists + (K, 7) detections (frame index into them) → (detections, frames) tables."""
         t0 = dt.datetime.fromisoformat(chunk.start_time)
         t0 = t0 if t0.tzinfo else t0.replace(tzinfo=dt.UTC)
-        h, w = frames[0][1].shape[:2]
-        n = len(frames)
-        modes = [f[4] for f in frames]
+        n = len(times)
+        frame_idx = np.rint(times * chunk.fps).astype(np.int64)
         per_frame = {"video_id": [chunk.video_id] * n, "camera_id": [chunk.camera_id] * n,
-                     "chunk_id": [chunk.chunk_id] * n, "frame_idx": [round(f[0] * chunk.fps) for f in frames],
-                     "timestamp": [t0 + dt.timedelta(seconds=f[0]) for f in frames], "modality": modes,
-                     "brightness": [f[3] for f in frames], "run_id": [self.run_id] * n}
-        counts = [len(dets[i]) for i in range(n)]
-        rows = np.repeat(np.arange(n), counts)  # detection → its frame
-        d = np.concatenate([dets[i] for i in range(n)]).reshape(-1, 6)  # x1, y1, x2, y2, score, class
-        cls = d[:, 5].astype(np.int16)
+                     "chunk_id": [chunk.chunk_id] * n, "frame_idx": frame_idx,
+                     "timestamp": [t0 + dt.timedelta(seconds=float(t)) for t in times], "modality": modes,
+                     "brightness": bright, "run_id": [self.run_id] * n}
+        rows = flat[:, 0].astype(np.int64)  # detection → its frame
+        cls = flat[:, 6].astype(np.int16)
+        size = np.asarray(sizes).reshape(-1, 2)
         det_cols = {k: [v[r] for r in rows] for k, v in per_frame.items()} | {
-            "class_id": cls, "class_name": [CLASS_NAMES[c] for c in cls], "score": d[:, 4], "x1": d[:, 0],
-            "y1": d[:, 1], "x2": d[:, 2], "y2": d[:, 3], "img_w": [w] * len(d), "img_h": [h] * len(d),
-            "model_id": [self.model_ids[modes[r]] for r in rows],
+            "class_id": cls, "class_name": [self.classes[c] for c in cls], "score": flat[:, 5], "x1": flat[:, 1],
+            "y1": flat[:, 2], "x2": flat[:, 3], "y2": flat[:, 4], "img_w": size[rows, 0] if len(rows) else [],
+            "img_h": size[rows, 1] if len(rows) else [],
+            "model_id": [Path(self.specs[modes[r]].model).stem for r in rows],
             "precision": [self.detectors[modes[r]].engine.precision for r in rows]}
+        counts = np.bincount(rows, minlength=n)
         return (schema.table(schema.DETECTIONS, det_cols),
                 schema.table(schema.FRAMES, per_frame | {"detections": counts}))
+
+
+def _to_source(rows: np.ndarray, frame_ids: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """Runner rows (piece-local frame, model-pixel box, score, class) → chunk frame index, source-pixel box."""
+    rows = rows.copy()
+    rows[:, 1:5] = lb.to_source(rows[:, 1:5])
+    rows[:, 0] = frame_ids[rows[:, 0].astype(np.int64)]
+    return rows

@@ -23,7 +23,9 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ChunkConfig:
-    seconds: float = 4.0  # target chunk length; boundaries snap to RGB keyframes (no decode before a seek)
+    seconds: float = 4.0  # target chunk length; boundaries snap to RGB keyframes from the container index
+    # A re-run must cut videos the same way (output files are keyed by frame range); a video already processed
+    # with other chunk settings is refused (an error row) unless output.overwrite=true replaces its outputs.
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
@@ -31,17 +33,47 @@ class ChunkConfig:
 
 
 @dataclass(frozen=True)
+class DecodeConfig:
+    backend: Literal["auto", "nvdec", "pyav"] = "auto"  # auto: NVDEC where the actor has a GPU and PyNvVideoCodec
+    #                                                    loads, else PyAV (CPU); the choice is logged per actor
+    threads: int = 0  # PyAV: FFmpeg decode threads per stream (0 = FFmpeg decides)
+    pair_tolerance_s: float = 0.0  # an RGB and an IR frame pair when their times (each relative to its own
+    #                                stream's start) differ by at most this; 0 = half an RGB frame period
+
+    def __post_init__(self) -> None:
+        if self.threads < 0 or self.pair_tolerance_s < 0:
+            raise ConfigError("decode.threads and decode.pair_tolerance_s must be >= 0")
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    # Transient storage errors (connection refused/reset, timeouts, throttling, 5xx) on any read or write are
+    # retried: `attempts` tries in all, waiting backoff_s, 2*backoff_s, ... capped at max_backoff_s. The default
+    # rides out about 90 s of outage. Missing files and denied access are not retried: they are errors at once.
+    attempts: int = 8
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff_s < 0 or self.max_backoff_s < self.backoff_s:
+            raise ConfigError("storage.attempts >= 1 and 0 <= storage.backoff_s <= storage.max_backoff_s")
+
+
+@dataclass(frozen=True)
 class EngineConfig:
-    backend: Literal["onnxruntime", "tensorrt", "torch"] = "onnxruntime"  # onnxruntime runs anywhere (CPU)
-    fused_model: str = "models/mid_n.onnx"  # .onnx (onnxruntime/tensorrt) or .pt (torch)
+    backend: Literal["auto", "onnxruntime", "tensorrt", "torch"] = "onnxruntime"  # auto: TensorRT where its
+    #        runtime accepts the GPU, torch on other GPUs, ONNX Runtime on the CPU; onnxruntime runs anywhere
+    fused_model: str = "models/mid_n.onnx"  # a model name: .onnx for onnxruntime/tensorrt, the .pt beside it for torch
     rgb_model: str = "models/rgb_n.onnx"  # used in bright scenes by the adaptive policy
     ir_model: str = "models/ir_n.onnx"  # used in dark scenes by the adaptive policy
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"  # torch: fp32|fp16; tensorrt: from the ONNX graph
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"  # the same on every backend: fp16 = fp16 torch or an fp16
+    #                                                      ONNX graph for TensorRT; int8 = a Q/DQ graph
+    compile: bool = False  # torch: torch.compile + CUDA graphs; tensorrt: CUDA graph replay (batches padded)
     size: tuple[int, int] = (640, 512)  # model input (W, H)
     rgb_size: tuple[int, int] = (640, 512)  # RGB-only input (W, H): smaller is cheaper in bright scenes
     conf: float = 0.25  # score threshold
     iou: float = 0.6  # NMS IoU threshold
-    batch: int = 16  # frames per engine call
+    batch: int = 16  # frames per engine call (fixed when compiled: the last batch is padded)
     device: str = "auto"  # auto: cuda when the actor has a GPU, else cpu
     threads: int = 0  # onnxruntime intra-op threads per actor (0 = its default)
     engine_cache: str = ""  # tensorrt: engine cache folder on each node ("" = ~/.cache/fusedet/engines)
@@ -77,23 +109,36 @@ class ModalityConfig:
 @dataclass(frozen=True)
 class ClusterConfig:
     address: str = ""  # "" = start a local Ray; "auto" = join the running cluster (what `ray job submit` gives)
-    actors: int = 2  # actor pool size (one per GPU on a GPU cluster)
-    gpus_per_actor: float = 0.0  # 1 on GPU clusters: each actor pins one GPU
+    actors: int = 2  # actor pool size (the most actors when min_actors is set)
+    min_actors: int = 0  # > 0: the pool autoscales between min_actors and actors (new GPU nodes get actors)
+    gpus_per_actor: float = 0.0  # 1 = each actor pins a GPU; 0.5 = two actors share one (more NVDEC sessions)
     cpus_per_actor: float = 1.0
+    memory_gb: float = 3.0  # memory each actor declares to the scheduler (engines + in-flight frames)
+    chunks_in_flight: int = 2  # chunks one actor works on at once: decoders run ahead while the engine is busy
     local_cpus: int = 0  # local Ray only: CPUs to declare (0 = all)
     local_gpus: int = 0  # local Ray only: logical GPUs to declare (lets GPU-pinned actors schedule on CPU)
-    # System failures only (an actor's process or node dies: OOM, preemption): Ray restarts the actor up to
-    # max_restarts times and re-runs its in-flight chunk up to max_task_retries times, at once (no backoff: the
-    # chunk is rescheduled on a live actor). Bad inputs are never retried: they become error rows.
-    max_restarts: int = 3
-    max_task_retries: int = 3
+    # System failures (an actor's process or node dies: OOM, preemption, a decoder crash): Ray Data restarts the
+    # actor and re-runs its in-flight chunks on a live actor. A chunk that was started this many times in one run
+    # without finishing is recorded as failed (ActorDied) instead of killing actors forever.
+    max_chunk_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.actors < 1:
+            raise ConfigError(f"cluster.actors={self.actors}: need at least 1 actor")
+        if not 0 <= self.min_actors <= self.actors:
+            raise ConfigError(f"cluster.min_actors={self.min_actors}: need 0 <= min_actors <= actors")
+        if self.max_chunk_attempts < 1:
+            raise ConfigError("cluster.max_chunk_attempts must be >= 1")
+        if self.chunks_in_flight < 1 or self.gpus_per_actor < 0 or self.cpus_per_actor <= 0 or self.memory_gb < 0:
+            raise ConfigError("cluster: chunks_in_flight >= 1, gpus_per_actor >= 0, cpus_per_actor > 0, "
+                              "memory_gb >= 0")
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     path: str = "demo-output/detections"  # fsspec URL of the output root
-    overwrite: bool = False  # redo chunks whose valid output already exists
-    run_id: str = ""  # "" = a new UTC timestamp id per run
+    overwrite: bool = False  # redo chunks whose valid output already exists (a video's old outputs are removed)
+    run_id: str = ""  # "" = a new unique id per run (UTC time + random suffix)
     storage_options: dict[str, str] = field(default_factory=dict)
 
 
@@ -101,6 +146,8 @@ class OutputConfig:
 class JobConfig:
     input: InputConfig = field(default_factory=InputConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    storage: RetryConfig = field(default_factory=RetryConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     modality: ModalityConfig = field(default_factory=ModalityConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

@@ -14,6 +14,8 @@ from fusion.config import ConfigError, load_config
 from fusion.data.generate import ArchiveSpec, write_archive
 from jobs.config import JobConfig
 from jobs.detect import main as detect
+from jobs.manifest import ManifestError
+from jobs.preflight import PreflightError
 from jobs.query import CANNED, connect
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "job.yaml"
@@ -29,10 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     archive = cfg.input.archive
     if not Path(archive, "manifest.csv").exists():  # generated once; later runs resume on it
         write_archive(ArchiveSpec(out=archive, clips=4, seconds=5.0, schedule="transition"))
-    result = detect(cfg)
+    try:
+        result = detect(cfg)
+    except (ManifestError, PreflightError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"\nrun {result['run_id']}: {result['chunks_done']} chunks done, {result['chunks_skipped']} skipped, "
-          f"{result['chunks_failed']} failed; {result['frames']} frames, {result['detections']} detections, "
-          f"{result['pairs_per_s']:.1f} pairs/s")
+          f"{result['chunks_partial']} partial, {result['chunks_failed']} failed; {result['frames']} frames, "
+          f"{result['detections']} detections, {result['pairs_per_s']:.1f} pairs/s")
     print(f"Parquet: {cfg.output.path}/detections/ and {cfg.output.path}/frames/ (camera_id=/date= partitions)")
     print("\nDuckDB: detections per camera per hour")
     print(connect(cfg.output.path).sql(CANNED["per_camera_hour"]))

@@ -2,10 +2,13 @@
 
     python -m jobs.detect configs/job.yaml [key=value ...]
     ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml -- \\
-        python -m jobs.detect configs/job.yaml cluster.address=auto input.archive=s3://bucket/archive
+        python -m jobs.detect configs/job_gpu.yaml cluster.address=auto input.archive=s3://bucket/archive
 
-archive → pairs → chunk manifest (driver) → Ray Data actor pool (ChunkDetector) → Parquet per chunk
-→ run summary + errors table. Re-running skips chunks whose output is complete (`output.overwrite=true` redoes).
+checks (models, output) → archive → pairs → chunk plan from container headers (driver, O(videos)) → Ray Data actor
+pool (ChunkDetector) → Parquet per chunk → run record (summary, chunks, errors), written also after Ctrl-C.
+Re-running skips chunks whose output is complete (`output.overwrite=true` redoes them).
+Exit status: 0 all chunks done (warnings allowed), 1 something failed or was partial (see the errors table),
+2 a configuration or input mistake (one line on stderr), 130 interrupted (what finished is recorded).
 """
 
 from __future__ import annotations
@@ -18,78 +21,150 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import ray
-
-from fusion.config import cli_main, parse_args, to_dict
+from fusion.config import ConfigError, cli_main, parse_args, to_dict
 from fusion.data.video import VideoError
 from jobs import schema
-from jobs.actor import ChunkDetector
 from jobs.config import JobConfig
-from jobs.manifest import ManifestError, chunk_pair, list_pairs
-from jobs.storage import filesystem, write_parquet
+from jobs.manifest import ManifestError, list_pairs
+from jobs.paths import IdError, Layout, new_run_id, validate_id
+from jobs.plan import Chunk, plan_pair, reconcile
+from jobs.preflight import PreflightError, preflight
+from jobs.progress import Progress
+from jobs.storage import StorageError, filesystem, with_retry, write_parquet
 
 log = logging.getLogger("jobs.detect")
 
 
 def _init_ray(cfg: JobConfig) -> None:
+    import ray
+
     if ray.is_initialized():
         return
     c = cfg.cluster
+    quiet = {"log_to_driver": True, "logging_level": logging.WARNING, "configure_logging": True}
     if c.address:
-        ray.init(address=c.address, log_to_driver=True)
+        ray.init(address=c.address, **quiet)
     else:
-        ray.init(num_cpus=c.local_cpus or None, num_gpus=c.local_gpus or None, include_dashboard=False,
-                 log_to_driver=True)
+        ray.init(num_cpus=c.local_cpus or None, num_gpus=c.local_gpus or None, include_dashboard=False, **quiet)
+
+
+def plan(cfg: JobConfig, run_id: str) -> tuple[list[Chunk], list[dict], int]:
+    """Archive → chunks to run, error/warning rows, number of videos that cannot run at all."""
+    pairs, problems = list_pairs(cfg.input, cfg.storage)
+    errors = [schema.error_row(uri=p.uri, error_type=p.error_type, reason=p.reason, run_id=run_id,
+                               video_id=p.video_id, camera_id=p.camera_id) for p in problems]
+    fs, base = filesystem(cfg.output.path, cfg.output.storage_options)
+    layout = Layout(base)
+
+    def one(pair):
+        vp = plan_pair(pair, cfg.chunk.seconds, cfg.input.storage_options, cfg.storage)
+        return vp, reconcile(vp, layout, fs, overwrite=cfg.output.overwrite, retry=cfg.storage)
+
+    chunks: list[Chunk] = []
+    failed = len(problems)
+    with ThreadPoolExecutor(32) as pool:  # header reads are a few ranged GETs each: I/O-bound, many at once
+        for pair, fut in zip(pairs, [pool.submit(one, p) for p in pairs], strict=True):
+            try:
+                vp, refused = fut.result()
+            except (VideoError, StorageError, FileNotFoundError, PermissionError) as exc:
+                failed += 1
+                uri = pair.ir_uri if pair.ir_uri in str(exc) and pair.rgb_uri not in str(exc) else pair.rgb_uri
+                errors.append(schema.error_row(uri=uri, error_type=type(exc).__name__, reason=str(exc),
+                                               run_id=run_id, video_id=pair.video_id, camera_id=pair.camera_id))
+                continue
+            for w in vp.warnings:
+                errors.append(schema.error_row(uri=w.uri, error_type=w.error_type, reason=w.reason, run_id=run_id,
+                                               video_id=w.video_id, camera_id=w.camera_id, severity="warning"))
+            if refused is not None:
+                failed += 1
+                errors.append(schema.error_row(uri=refused.uri, error_type=refused.error_type, reason=refused.reason,
+                                               run_id=run_id, video_id=refused.video_id,
+                                               camera_id=refused.camera_id))
+                continue
+            chunks += vp.chunks
+    return chunks, errors, failed
+
+
+def run_chunks(cfg: JobConfig, chunks: list[Chunk], run_id: str, progress: Progress):
+    """Chunks through the Ray Data actor pool; yields status rows as they finish."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    from jobs.actor import ChunkDetector
+
+    _init_ray(cfg)
+    c = cfg.cluster
+    ds = ray.data.from_items([ch.row() for ch in chunks], override_num_blocks=len(chunks))
+    pool = ActorPoolStrategy(min_size=c.min_actors or c.actors, max_size=c.actors,
+                             max_tasks_in_flight_per_actor=c.chunks_in_flight,
+                             max_concurrent_calls_per_actor=c.chunks_in_flight, enable_true_multi_threading=True)
+    out = ds.map_batches(ChunkDetector, batch_size=1, compute=pool, num_gpus=c.gpus_per_actor or None,
+                         num_cpus=c.cpus_per_actor, memory=int(c.memory_gb * 2**30) or None,
+                         fn_constructor_kwargs={"cfg": to_dict(cfg), "run_id": run_id})
+    for row in out.iter_rows():  # one small row per chunk, as chunks finish: frames never reach the driver
+        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        progress.update(row)
+        yield row
 
 
 def main(cfg: JobConfig) -> dict:
     started = dt.datetime.now(dt.UTC)
-    run_id = cfg.output.run_id or started.strftime("%Y%m%dT%H%M%SZ")
+    run_id = cfg.output.run_id or new_run_id(started)
     t0 = time.perf_counter()
-    pairs, problems = list_pairs(cfg.input)
-    errors = [{"video_id": "", "camera_id": "", "chunk_id": -1, "uri": uri, "error_type": "Unpaired",
-               "reason": reason, "run_id": run_id} for uri, reason in problems]
-    chunks = []
-    with ThreadPoolExecutor(16) as pool:  # reading packet indexes is I/O-bound: many videos at once
-        futures = [pool.submit(chunk_pair, p, cfg.chunk.seconds, cfg.input.storage_options) for p in pairs]
-        for pair, fut in zip(pairs, futures, strict=True):
-            try:
-                chunks += fut.result()
-            except VideoError as exc:  # a bad video is an error row; the other videos go on
-                errors.append({"video_id": pair.video_id, "camera_id": pair.camera_id, "chunk_id": -1,
-                               "uri": pair.rgb_uri, "error_type": "VideoError", "reason": str(exc), "run_id": run_id})
-    log.info("%d pairs → %d chunks (%d problems)", len(pairs), len(chunks), len(errors))
+    preflight(cfg)
+    chunks, errors, videos_failed = plan(cfg, run_id)
+    plan_seconds = time.perf_counter() - t0
+    log.info("planned %d chunks of %d videos in %.1f s (%d input problems)", len(chunks),
+             len({c.video_id for c in chunks}), plan_seconds, videos_failed)
     status: list[dict] = []
-    if chunks:
-        _init_ray(cfg)
-        c = cfg.cluster
-        ds = ray.data.from_items([ch.row() for ch in chunks], override_num_blocks=len(chunks))
-        out = ds.map_batches(ChunkDetector, batch_size=1, concurrency=c.actors, num_gpus=c.gpus_per_actor or None,
-                             num_cpus=c.cpus_per_actor,
-                             max_restarts=c.max_restarts, max_task_retries=c.max_task_retries,
-                             fn_constructor_kwargs={"cfg": to_dict(cfg), "run_id": run_id})
-        status = out.take_all()  # one small row per chunk: frames never come back to the driver
-    for s in status:
-        if s["status"] == "failed":
-            errors.append({k: s[k] for k in ("video_id", "camera_id", "chunk_id", "uri", "error_type", "reason")}
-                          | {"run_id": run_id})
-    seconds = time.perf_counter() - t0
-    count = {k: sum(s["status"] == k for s in status) for k in ("done", "skipped", "failed")}
-    frames = sum(int(s["frames"]) for s in status)
-    summary = {"run_id": run_id, "started": started, "seconds": seconds, "chunks_total": len(chunks),
-               "chunks_done": count["done"], "chunks_skipped": count["skipped"], "chunks_failed": count["failed"],
-               "frames": frames, "detections": sum(int(s["detections"]) for s in status),
-               "pairs_per_s": frames / seconds if seconds else 0.0, "actors": cfg.cluster.actors,
-               "backend": cfg.engine.backend, "config": json.dumps(to_dict(cfg))}
-    fs, _ = filesystem(cfg.output.path, cfg.output.storage_options)
-    root = cfg.output.path.rstrip("/")
-    write_parquet(fs, f"{root}/_runs/run_id={run_id}/summary.parquet",
-                  schema.table(schema.SUMMARY, {k: [v] for k, v in summary.items()}))
-    write_parquet(fs, f"{root}/_runs/run_id={run_id}/chunks.parquet", schema.table(
-        schema.CHUNKS, {f.name: [run_id if f.name == "run_id" else s[f.name] for s in status] for f in schema.CHUNKS}))
-    write_parquet(fs, f"{root}/_runs/run_id={run_id}/errors.parquet",
-                  schema.table(schema.ERRORS, {f.name: [e[f.name] for e in errors] for f in schema.ERRORS}))
+    interrupted = False
+    progress = Progress(len(chunks))
+    try:
+        if chunks:
+            for row in run_chunks(cfg, chunks, run_id, progress):
+                status.append(row)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: recording the %d chunks that finished", len(status))
+    finally:
+        for s in status:
+            if s["status"] in ("failed", "partial"):
+                errors.append(schema.error_row(uri=s["uri"], error_type=s["error_type"], reason=s["reason"],
+                                               run_id=run_id, video_id=s["video_id"], camera_id=s["camera_id"],
+                                               chunk_id=s["chunk_id"]))
+        summary = _summary(cfg, run_id, started, time.perf_counter() - t0, plan_seconds, chunks, status,
+                           videos_failed, interrupted)
+        _write_run(cfg, run_id, summary, status, errors)
     return summary | {"status": status, "errors": errors}
+
+
+def _summary(cfg, run_id, started, seconds, plan_seconds, chunks, status, videos_failed, interrupted) -> dict:
+    count = {k: sum(s["status"] == k for s in status) for k in ("done", "partial", "skipped", "failed")}
+    frames = sum(int(s["frames"]) for s in status if s["status"] in ("done", "partial"))
+    return {"run_id": run_id, "started": started, "seconds": seconds, "plan_seconds": plan_seconds,
+            "chunks_total": len(chunks), "chunks_done": count["done"], "chunks_partial": count["partial"],
+            "chunks_skipped": count["skipped"], "chunks_failed": count["failed"], "videos_failed": videos_failed,
+            "frames": frames, "detections": sum(int(s["detections"]) for s in status),
+            "pairs_per_s": frames / seconds if seconds else 0.0, "actors": cfg.cluster.actors,
+            "backend": cfg.engine.backend, "interrupted": interrupted, "config": json.dumps(to_dict(cfg))}
+
+
+def _write_run(cfg: JobConfig, run_id: str, summary: dict, status: list[dict], errors: list[dict]) -> None:
+    fs, base = filesystem(cfg.output.path, cfg.output.storage_options)
+    layout = Layout(base)
+    tables = {"summary": schema.rows_table(schema.SUMMARY, [summary]),
+              "chunks": schema.rows_table(schema.CHUNKS, [s | {"run_id": run_id} for s in status]),
+              "errors": schema.rows_table(schema.ERRORS, errors)}
+    for name, table in tables.items():
+        path = layout.run(run_id, name)
+        with_retry(lambda p=path, t=table: write_parquet(fs, p, t), what=f"write {path}", policy=cfg.storage)
+
+
+def exit_status(result: dict) -> int:
+    if result["interrupted"]:
+        return 130
+    bad = [e for e in result["errors"] if e["severity"] == "error"]
+    return 1 if bad or result["chunks_failed"] or result["chunks_partial"] else 0
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
@@ -98,18 +173,25 @@ def cli(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     _, cfg = parse_args(JobConfig, args, config_file=True)
+    if cfg.output.run_id:
+        try:
+            validate_id(cfg.output.run_id, field="output.run_id")
+        except IdError as exc:
+            raise ConfigError(str(exc)) from exc
     try:
         result = main(cfg)
-    except ManifestError as exc:
+    except (ManifestError, PreflightError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    keys = ("run_id", "chunks_total", "chunks_done", "chunks_skipped", "chunks_failed", "frames", "detections")
+    keys = ("run_id", "chunks_total", "chunks_done", "chunks_partial", "chunks_skipped", "chunks_failed",
+            "videos_failed", "frames", "detections")
     print(json.dumps({k: result[k] for k in keys} | {"seconds": round(result["seconds"], 1),
+                                                    "plan_seconds": round(result["plan_seconds"], 2),
                                                     "pairs_per_s": round(result["pairs_per_s"], 1),
                                                     "output": cfg.output.path}))
     for e in result["errors"]:
-        print(f"error row: {e['uri']}: {e['reason']}", file=sys.stderr)
-    return 0
+        print(f"{e['severity']}: {e['uri']}: {e['error_type']}: {e['reason']}", file=sys.stderr)
+    return exit_status(result)
 
 
 if __name__ == "__main__":

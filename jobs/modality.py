@@ -26,21 +26,26 @@ class Brightness:
     p90: float  # 0..1 90th percentile (highlights)
 
 
+def brightness_batch(rgb: torch.Tensor, *, step: int = 8) -> np.ndarray:
+    """rgb (n, 3, H, W) uint8 RGB, on any device → (n, 3) float64 [mean, p10, p90] in 0..1, one host copy.
+
+    The luminance of every `step`-th pixel; saturated pixels (>= 250: lamps, headlights) are left out so glare at
+    night does not read as daylight (a frame that is all glare keeps them all).
+    """
+    small = rgb[:, :, ::step, ::step].float()
+    lum = (small[:, 0] * 0.299 + small[:, 1] * 0.587 + small[:, 2] * 0.114).flatten(1)  # (n, h*w)
+    sat = lum >= 250
+    lum = torch.where(sat & ~sat.all(1, keepdim=True), torch.nan, lum)
+    mean = lum.nanmean(1)
+    q = torch.nanquantile(lum, torch.tensor([0.1, 0.9], device=lum.device, dtype=lum.dtype), dim=1)  # (2, n)
+    return (torch.stack([mean, q[0], q[1]], 1) / 255).double().cpu().numpy()
+
+
 def brightness(frame: np.ndarray | torch.Tensor, *, step: int = 8) -> Brightness:
-    """frame (H, W, 3) uint8 BGR (numpy, or a torch tensor on any device) → Brightness."""
-    if isinstance(frame, torch.Tensor):
-        small = frame[::step, ::step].float()  # stays on the GPU when the frame is there
-        lum = small[..., 0] * 0.114 + small[..., 1] * 0.587 + small[..., 2] * 0.299  # (H/8, W/8)
-        keep = lum[lum < 250]
-        keep = keep if keep.numel() else lum.flatten()
-        q = torch.quantile(keep, torch.tensor([0.1, 0.9], device=keep.device))
-        return Brightness(float(keep.mean()) / 255, float(q[0]) / 255, float(q[1]) / 255)
-    small = frame[::step, ::step].astype(np.float32)
-    lum = small[..., 0] * 0.114 + small[..., 1] * 0.587 + small[..., 2] * 0.299
-    keep = lum[lum < 250]
-    keep = keep if keep.size else lum.ravel()
-    p10, p90 = np.percentile(keep, (10, 90))
-    return Brightness(float(keep.mean()) / 255, float(p10) / 255, float(p90) / 255)
+    """One frame (H, W, 3) uint8 BGR (numpy, or a torch tensor on any device) → Brightness (see brightness_batch)."""
+    t = torch.from_numpy(np.ascontiguousarray(frame)) if isinstance(frame, np.ndarray) else frame
+    m, p10, p90 = brightness_batch(t.flip(-1).permute(2, 0, 1).unsqueeze(0), step=step)[0]
+    return Brightness(float(m), float(p10), float(p90))
 
 
 class ModePolicy:

@@ -34,10 +34,10 @@ def render(output: str, video_id: str, cfg: RenderConfig) -> str:
     con = connect(output)
     job = json.loads(con.execute("SELECT config FROM runs ORDER BY started DESC LIMIT 1").fetchall()[0][0])
     from fusion.config import from_dict
-    from jobs.config import InputConfig
+    from jobs.config import InputConfig, RetryConfig
 
     inp = from_dict(InputConfig, job["input"] | ({"archive": cfg.archive} if cfg.archive else {}))
-    pair = next((p for p in list_pairs(inp)[0] if p.video_id == video_id), None)
+    pair = next((p for p in list_pairs(inp, RetryConfig())[0] if p.video_id == video_id), None)
     if pair is None:
         raise ConfigError(f"video_id {video_id!r} is not in the archive {inp.archive}")
     dets = con.execute("SELECT frame_idx, class_id, score, x1, y1, x2, y2, modality FROM detections "

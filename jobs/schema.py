@@ -20,22 +20,41 @@ FRAMES = pa.schema([
     ("timestamp", pa.timestamp("ms", tz="UTC")), ("modality", pa.string()), ("brightness", pa.float32()),
     ("detections", pa.int32()), ("run_id", pa.string()),
 ])
+# Bad inputs and chunk problems. severity "error": something was not processed; "warning": processed, but the
+# operator should know (an IR stream that starts late, a duration mismatch).
 ERRORS = pa.schema([
     ("video_id", pa.string()), ("camera_id", pa.string()), ("chunk_id", pa.int32()), ("uri", pa.string()),
-    ("error_type", pa.string()), ("reason", pa.string()), ("run_id", pa.string()),
+    ("error_type", pa.string()), ("severity", pa.string()), ("reason", pa.string()), ("run_id", pa.string()),
 ])
-# One row per chunk of a run: what happened, where (node, actor process), how long.
+# One row per chunk of a run (the status row an actor returns): what happened, where, how long.
+# status: done | partial (some frames had no partner or a stream ended early: counts say how many) | skipped
+# (complete output already there) | failed (nothing written for it; error_type/reason say why, uri which file).
 CHUNKS = pa.schema([
-    ("video_id", pa.string()), ("camera_id", pa.string()), ("chunk_id", pa.int32()), ("status", pa.string()),
-    ("frames", pa.int32()), ("detections", pa.int32()), ("seconds", pa.float64()), ("modes", pa.string()),
-    ("node_id", pa.string()), ("pid", pa.int64()), ("run_id", pa.string()),
+    ("video_id", pa.string()), ("camera_id", pa.string()), ("chunk_id", pa.int32()), ("first_frame", pa.int32()),
+    ("end_frame", pa.int32()), ("status", pa.string()), ("frames", pa.int32()), ("frames_expected", pa.int32()),
+    ("rgb_frames", pa.int32()), ("ir_frames", pa.int32()), ("unpaired_rgb", pa.int32()), ("unpaired_ir", pa.int32()),
+    ("detections", pa.int32()), ("seconds", pa.float64()), ("modes", pa.string()), ("decoder", pa.string()),
+    ("error_type", pa.string()), ("reason", pa.string()), ("uri", pa.string()),
+    ("node_id", pa.string()), ("pid", pa.int64()), ("t_start", pa.float64()), ("t_end", pa.float64()),
+    ("run_id", pa.string()),
 ])
 SUMMARY = pa.schema([
     ("run_id", pa.string()), ("started", pa.timestamp("ms", tz="UTC")), ("seconds", pa.float64()),
-    ("chunks_total", pa.int32()), ("chunks_done", pa.int32()), ("chunks_skipped", pa.int32()),
-    ("chunks_failed", pa.int32()), ("frames", pa.int64()), ("detections", pa.int64()), ("pairs_per_s", pa.float64()),
-    ("actors", pa.int32()), ("backend", pa.string()), ("config", pa.string()),
+    ("plan_seconds", pa.float64()), ("chunks_total", pa.int32()), ("chunks_done", pa.int32()),
+    ("chunks_partial", pa.int32()), ("chunks_skipped", pa.int32()), ("chunks_failed", pa.int32()),
+    ("videos_failed", pa.int32()), ("frames", pa.int64()), ("detections", pa.int64()), ("pairs_per_s", pa.float64()),
+    ("actors", pa.int32()), ("backend", pa.string()), ("interrupted", pa.bool_()), ("config", pa.string()),
 ])
+SEVERITIES = ("error", "warning")
+
+
+def error_row(*, uri: str, error_type: str, reason: str, run_id: str, video_id: str = "", camera_id: str = "",
+              chunk_id: int = -1, severity: str = "error") -> dict:
+    """The one place an errors-table row is built."""
+    if severity not in SEVERITIES:
+        raise SchemaError(f"severity {severity!r}: expected one of {SEVERITIES}")
+    return {"video_id": video_id, "camera_id": camera_id, "chunk_id": chunk_id, "uri": uri, "error_type": error_type,
+            "severity": severity, "reason": reason[:2000], "run_id": run_id}
 
 
 class SchemaError(ValueError):
@@ -58,3 +77,8 @@ def table(schema: pa.Schema, columns: Mapping[str, Sequence | np.ndarray]) -> pa
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
             raise SchemaError(f"column {f.name!r} cannot be {f.type}: {exc}") from exc
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def rows_table(schema: pa.Schema, rows: Sequence[Mapping]) -> pa.Table:
+    """Row dicts → a table of `schema` (every row must carry every field)."""
+    return table(schema, {f.name: [r[f.name] for r in rows] for f in schema})

@@ -1,6 +1,6 @@
 """Build TensorRT engines from our ONNX, with an engine cache, a timing cache and a JSON sidecar per engine.
 
-    python -m trt.build build/mid_n.onnx --batch 1:32:128 --shape 512x640 [--cache-dir ~/.cache/fusedet/engines]
+    python -m trt.build build/mid_n.onnx batch=[1,32,128] size=[640,512] [target=SM89 cache_dir=...]
 
 Precision comes from the graph (FP16 ONNX, INT8 Q/DQ ONNX); networks are strongly typed. The cache key is
 ONNX sha256 × compute capability × TensorRT flavour/version × profile, so a Ray actor on a new node builds once
@@ -9,7 +9,6 @@ and every later actor there deserializes. Parser failures raise `OnnxParseError`
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -21,6 +20,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from fusion.config import ConfigError, cli_main, parse_args
+from trt.engine import EngineError
 from trt.export import sha256
 from trt.tensorrt_api import Flavour, load_tensorrt
 
@@ -41,24 +42,25 @@ class EngineBuildError(RuntimeError):
 @dataclass(frozen=True)
 class BuildSpec:
     batch: tuple[int, int, int] = (1, 32, 128)  # optimization profile: min, opt, max batch
-    shape: tuple[int, int] = (512, 640)  # (H, W) of the inputs
-    workspace_gb: float = 4.0
+    size: tuple[int, int] = (640, 512)  # (W, H) of the inputs
+    workspace_gb: float = 4.0  # builder scratch memory
     target: str = "current"  # compute capability ("current" = this GPU; TensorRT-RTX without GPU: e.g. "SM89")
 
     def __post_init__(self) -> None:
         lo, opt, hi = self.batch
         if not 1 <= lo <= opt <= hi:
-            raise ValueError(f"batch {self.batch}: need 1 <= min <= opt <= max")
-        if any(v % 32 for v in self.shape):
-            raise ValueError(f"shape {self.shape}: H and W must be multiples of 32")
+            raise ConfigError(f"batch={list(self.batch)}: need 1 <= min <= opt <= max")
+        if any(v % 32 for v in self.size):
+            raise ConfigError(f"size={list(self.size)}: W and H must be multiples of 32")
 
 
-def compute_capability() -> str:
+def compute_capability(device=None) -> str:
+    """'SM90' for the given torch device (the current one by default), 'none' without a GPU."""
     try:
         import torch
 
         if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability()
+            major, minor = torch.cuda.get_device_capability(device)
             return f"SM{major}{minor}"
     except ImportError:
         pass
@@ -77,7 +79,7 @@ def gpu_name() -> str:
 def engine_key(onnx_sha: str, flavour: Flavour, spec: BuildSpec) -> str:
     cc = compute_capability() if spec.target == "current" else spec.target
     lo, opt, hi = spec.batch
-    return f"{onnx_sha[:16]}.{cc.lower()}.{flavour.tag}.b{lo}-{opt}-{hi}.{spec.shape[0]}x{spec.shape[1]}"
+    return f"{onnx_sha[:16]}.{cc.lower()}.{flavour.tag}.b{lo}-{opt}-{hi}.{spec.size[0]}x{spec.size[1]}"
 
 
 def _logger(trt):
@@ -117,7 +119,7 @@ def build_serialized(onnx_path: str | Path, spec: BuildSpec, *, flavour: Flavour
         config.set_compute_capability(getattr(trt.ComputeCapability, spec.target.upper()), 0)
     profile = builder.create_optimization_profile()
     lo, opt, hi = spec.batch
-    h, w = spec.shape
+    w, h = spec.size
     for i in range(network.num_inputs):
         t = network.get_input(i)
         c = t.shape[1]
@@ -159,6 +161,7 @@ def engine_for(onnx_path: str | Path, spec: BuildSpec, *, cache_dir: str | Path 
         sidecar = {"tensorrt_flavour": flavour.name, "tensorrt_version": flavour.version, "gpu": gpu_name(),
                    "compute_capability": compute_capability() if spec.target == "current" else spec.target,
                    "precision": precision or _guess_precision(onnx_path), "onnx": str(onnx_path),
+                   "classes": list(_classes(onnx_path)),
                    "onnx_sha256": onnx_sha, "profile": asdict(spec), "host": platform.node(),
                    "build_seconds": round(time.perf_counter() - t0, 2), "engine_bytes": len(plan)}
         engine.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
@@ -172,24 +175,60 @@ def _guess_precision(onnx_path: str | Path) -> str:
     return str(read_metadata(onnx_path).get("precision", "fp32"))
 
 
+def _classes(onnx_path: str | Path) -> tuple[str, ...]:
+    from trt.export import read_metadata
+
+    return tuple(read_metadata(onnx_path).get("model_config", {}).get("class_names", ()))
+
+
+def graph_for_precision(model: str | Path, precision: str, *, cache_dir: Path) -> Path:
+    """The ONNX graph that holds `precision` (TensorRT 11 takes precision from the graph, not from flags).
+
+    An fp32 graph asked for as fp16 is re-exported in half precision from the checkpoint beside it (cached by the
+    checkpoint's hash); int8 needs an explicit Q/DQ graph from `python -m trt.pipeline`.
+    """
+    onnx = Path(model).with_suffix(".onnx")
+    if not onnx.exists() and not Path(model).with_suffix(".pt").exists():
+        raise EngineError(f"{model}: no such model (.onnx or .pt)")
+    have = _guess_precision(onnx) if onnx.exists() else ""
+    if have == precision:
+        return onnx
+    ckpt = Path(model).with_suffix(".pt")
+    if precision == "fp16" and ckpt.exists():
+        from trt.export import ExportConfig, export_checkpoint
+
+        out = Path(cache_dir) / f"{ckpt.stem}.{sha256(ckpt)[:16]}.fp16.onnx"
+        with FileLock(str(out) + ".lock"):
+            if not out.exists():
+                export_checkpoint(ckpt, ExportConfig(out=str(out), dynamic_hw=True), half=True)
+        return out
+    raise EngineError(f"{onnx}: engine.precision={precision} needs a {precision} graph; this one is "
+                      f"{have or 'missing'} (python -m trt.pipeline {ckpt} writes fp16 and int8 graphs)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    p = argparse.ArgumentParser(prog="python -m trt.build", description=__doc__.split("\n\n")[0])
-    p.add_argument("onnx")
-    p.add_argument("--batch", default="1:32:128", help="min:opt:max batch of the optimization profile")
-    p.add_argument("--shape", default="512x640", help="HxW of the inputs")
-    p.add_argument("--target", default="current", help="compute capability, e.g. SM89 (TensorRT-RTX, no GPU)")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
-    p.add_argument("--workspace-gb", type=float, default=4.0)
-    a = p.parse_args(argv)
+    return cli_main(_run, argv, doc=__doc__)
+
+
+@dataclass(frozen=True)
+class BuildCommand:
+    batch: tuple[int, int, int] = (1, 32, 128)  # optimization profile: min, opt, max batch
+    size: tuple[int, int] = (640, 512)  # (W, H) of the inputs
+    target: str = "current"  # compute capability, e.g. SM89 (TensorRT-RTX builds without a GPU)
+    cache_dir: str = str(DEFAULT_CACHE)  # engine cache folder
+    workspace_gb: float = 4.0  # builder scratch memory
+
+
+def _run(args: list[str]) -> int:
+    (onnx,), cmd = parse_args(BuildCommand, args, positional=1)
+    if not Path(onnx).is_file():
+        raise ConfigError(f"{onnx}: no such ONNX file")
+    spec = BuildSpec(batch=cmd.batch, size=cmd.size, target=cmd.target, workspace_gb=cmd.workspace_gb)
     try:
-        batch = tuple(int(x) for x in a.batch.split(":"))
-        shape = tuple(int(x) for x in a.shape.lower().split("x"))
-        spec = BuildSpec(batch=batch, shape=shape, target=a.target, workspace_gb=a.workspace_gb)  # type: ignore[arg-type]
-    except ValueError as exc:
+        path = engine_for(onnx, spec, cache_dir=cmd.cache_dir)
+    except (OnnxParseError, EngineBuildError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    path = engine_for(a.onnx, spec, cache_dir=a.cache_dir)
     print(json.dumps({"engine": str(path), **json.loads(path.with_suffix(".json").read_text())}, indent=2))
     return 0
 

@@ -1,76 +1,29 @@
-"""Detector: paired frames in, detections out — preprocess → engine → decode (in graph) → NMS → rescale.
+"""Detector: paired frames in, detections out — letterbox → engine → decode (in graph) → batched NMS → rescale.
 
-Frames may be numpy (H,W,3) BGR uint8 / (h,w) uint8 IR, or torch tensors of the same layout; IR may have
-another resolution than RGB: it is registered onto the RGB grid by resize. Preprocessing runs on the engine's
-device (the GPU when the engine is there). Boxes come back in original RGB pixels.
+    det = Detector(load_engine(spec), conf=0.25, iou=0.6)
+    rows = det.detect(rgb, ir)   # rgb (n,3,H,W) + ir (n,1,h,w) uint8 tensors → (K, 7) numpy: frame, box, score, class
+    per_frame = det(rgb_list, ir_list)   # OpenCV-style numpy frames (BGR / gray) → per frame (N, 6)
+
+Preprocessing runs on the engine's device, in the dtype the engine takes (fp16 straight from uint8 on the GPU).
+IR may have another resolution than RGB: it is registered onto the RGB grid (`fusion.data.letterbox`). Engines that
+replay CUDA graphs get every batch padded to their fixed size. Boxes come back in source RGB pixels; detections
+reach the host once per call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from fusion.models.postprocess import postprocess
+from fusion.data.letterbox import Letterbox, frames_to_tensors, letterbox
+from fusion.models.postprocess import postprocess_flat
 from trt.engine import Engine
-
-Frame = np.ndarray | torch.Tensor
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    scale: float
-    pad_x: float
-    pad_y: float
-    src_w: int
-    src_h: int
-
-    def to_source(self, boxes: torch.Tensor) -> torch.Tensor:
-        """(N, 4) xyxy in model pixels → original RGB pixels, clipped."""
-        out = boxes.clone()
-        out[:, [0, 2]] = ((out[:, [0, 2]] - self.pad_x) / self.scale).clamp(0, self.src_w)
-        out[:, [1, 3]] = ((out[:, [1, 3]] - self.pad_y) / self.scale).clamp(0, self.src_h)
-        return out
-
-
-def _stack(frames: Sequence[Frame], device: torch.device) -> torch.Tensor:
-    ts = [torch.from_numpy(np.ascontiguousarray(f)) if isinstance(f, np.ndarray) else f for f in frames]
-    return torch.stack(ts).to(device, non_blocking=True)
-
-
-def preprocess(rgb: Sequence[Frame], ir: Sequence[Frame], *, size: tuple[int, int], device: torch.device
-               ) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
-    """Frames (same size within a batch) → rgb (B,3,H,W), ir (B,1,H,W) float [0,1], letterboxed to size (W,H)."""
-    W, H = size
-    x = _stack(rgb, device)  # (B, h0, w0, 3) uint8 BGR
-    y = _stack(ir, device)  # (B, h1, w1) or (B, h1, w1, 1) uint8
-    if y.ndim == 4:
-        y = y[..., 0]
-    h0, w0 = x.shape[1:3]
-    s = min(W / w0, H / h0)
-    nw, nh = round(w0 * s), round(h0 * s)
-    px, py = (W - nw) / 2, (H - nh) / 2
-    x = x.flip(-1).permute(0, 3, 1, 2).float().div_(255)  # (B, 3, h0, w0) RGB
-    y = y.unsqueeze(1).float().div_(255)  # (B, 1, h1, w1)
-    x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=s < 1)
-    y = F.interpolate(y, size=(nh, nw), mode="bilinear", align_corners=False,
-                      antialias=nh < y.shape[-2])  # IR registered onto the (letterboxed) RGB grid
-    pad = (int(px), W - nw - int(px), int(py), H - nh - int(py))
-    x = F.pad(x, pad, value=114 / 255)
-    y = F.pad(y, pad, value=114 / 255)
-    return x, y, Letterbox(s, int(px), int(py), w0, h0)
-
-
-def preprocess_numpy(rgb: Sequence[np.ndarray], ir: Sequence[np.ndarray], *, size: tuple[int, int]):
-    x, y, lb = preprocess(rgb, ir, size=size, device=torch.device("cpu"))
-    return x.numpy(), y.numpy(), lb
 
 
 class Detector:
-    """Run one engine on paired frames; returns per frame an (N, 6) float32 array x1,y1,x2,y2,score,class."""
+    """Run one engine on paired frames."""
 
     def __init__(self, engine: Engine, *, size: tuple[int, int] | None = None, conf: float = 0.25,
                  iou: float = 0.6):
@@ -79,24 +32,56 @@ class Detector:
         if engine.input_size is not None and tuple(engine.input_size) != tuple(self.size):
             raise ValueError(f"engine {engine.name} needs input size {engine.input_size}, Detector asked {self.size}")
         self.conf, self.iou = conf, iou
+        if not getattr(engine, "classes", ()):
+            raise ValueError(f"engine {engine.name}: the model carries no class names (re-export it)")
+        self.classes: tuple[str, ...] = tuple(engine.classes)
 
     @property
     def device(self) -> torch.device:
-        # TensorRT/torch engines take inputs on their GPU; ONNX Runtime takes host tensors.
         return self.engine.device
 
+    def prepare(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
+        """uint8 rgb (n,3,H,W) + ir (n,1,h,w) on any device → engine inputs on the engine's device + geometry."""
+        dev = self.device
+        rgb = rgb.to(dev, non_blocking=True)  # pinned host batches upload asynchronously
+        ir = ir.to(dev, non_blocking=True)
+        return letterbox(rgb, ir, size=self.size, dtype=getattr(self.engine, "dtype", torch.float32))
+
     @torch.inference_mode()
-    def __call__(self, rgb: Sequence[Frame], ir: Sequence[Frame]) -> list[np.ndarray]:
+    def infer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Model inputs (n,3,H,W) + (n,1,H,W) → (K, 7) detections in model pixels, on the engine's device."""
+        step, n = self.engine.max_batch, len(x)
+        parts = []
+        for i in range(0, n, step):
+            xb, yb = x[i:i + step], y[i:i + step]
+            m = len(xb)
+            if self.engine.fixed_batch and m < step:  # pad: the captured graph has one shape
+                xb = torch.cat([xb, xb.new_zeros((step - m, *xb.shape[1:]))])
+                yb = torch.cat([yb, yb.new_zeros((step - m, *yb.shape[1:]))])
+            flat = postprocess_flat(self.engine(xb, yb), conf=self.conf, iou=self.iou, size=self.size)
+            flat = flat[flat[:, 0] < m]  # detections on padding frames are dropped
+            flat[:, 0] += i
+            parts.append(flat)
+        return torch.cat(parts) if parts else torch.zeros((0, 7), device=self.device)
+
+    @torch.inference_mode()
+    def detect(self, rgb: torch.Tensor, ir: torch.Tensor) -> np.ndarray:
+        """uint8 tensors → (K, 7) float32 numpy: frame index, x1, y1, x2, y2 (source RGB pixels), score, class."""
         if len(rgb) != len(ir):
             raise ValueError(f"got {len(rgb)} RGB frames and {len(ir)} IR frames: pairs must match")
-        out: list[np.ndarray] = []
-        step = self.engine.max_batch
-        for i in range(0, len(rgb), step):
-            x, y, lb = preprocess(rgb[i:i + step], ir[i:i + step], size=self.size, device=self.device)
-            preds = self.engine(x, y)
-            dets = postprocess(preds if len(preds) > 1 else preds[0], conf=self.conf, iou=self.iou, size=self.size)
-            for d in dets:
-                d = d.float()
-                d[:, :4] = lb.to_source(d[:, :4])
-                out.append(d.cpu().numpy())
-        return out
+        if not len(rgb):
+            return np.zeros((0, 7), np.float32)
+        x, y, lb = self.prepare(rgb, ir)
+        flat = self.infer(x, y)
+        flat[:, 1:5] = lb.to_source(flat[:, 1:5])
+        return flat.cpu().numpy().astype(np.float32)  # the one host copy
+
+    def __call__(self, rgb: Sequence[np.ndarray], ir: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """OpenCV-style frames: BGR (H,W,3) uint8 and IR (h,w) uint8 → per frame (N, 6) x1,y1,x2,y2,score,class."""
+        if len(rgb) != len(ir):
+            raise ValueError(f"got {len(rgb)} RGB frames and {len(ir)} IR frames: pairs must match")
+        if not len(rgb):
+            return []
+        flat = self.detect(*frames_to_tensors(rgb, ir))
+        counts = np.bincount(flat[:, 0].astype(int), minlength=len(rgb))
+        return np.split(flat[:, 1:], np.cumsum(counts)[:-1])

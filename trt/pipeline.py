@@ -85,11 +85,10 @@ def run_pipeline(checkpoint: str | Path, cfg: PipelineConfig) -> dict:
 def _build_engines(paths: dict[str, Path], cfg: PipelineConfig) -> dict:
     from trt.build import BuildSpec, engine_for
 
-    h = {"shape": (cfg.size[1], cfg.size[0])}
     results = {}
     for prec, path in paths.items():
         try:
-            engine = engine_for(path, BuildSpec(batch=cfg.batch, target=cfg.target, **h),
+            engine = engine_for(path, BuildSpec(batch=cfg.batch, target=cfg.target, size=cfg.size),
                                 cache_dir=Path(cfg.out) / "engines", precision=prec)
             results[prec] = {"ok": True, "engine": str(engine), "bytes": engine.stat().st_size}
         except TensorRTUnavailable as exc:

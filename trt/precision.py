@@ -74,15 +74,15 @@ def calibration_manifest(path: str | Path, *, n: int = 200, seed: int = 1700,
 
 def calibration_batches(manifest: dict, *, size: tuple[int, int], batch: int = 8,
                         inputs: Sequence[str] = ("rgb", "ir")) -> Iterator[dict[str, np.ndarray]]:
+    from fusion.data.letterbox import frames_to_tensors, letterbox
     from fusion.data.scene import SceneConfig, render_pair
-    from trt.detector import preprocess_numpy
 
     cfg = SceneConfig(rgb_size=size, ir_size=(size[0] // 2, size[1] // 2), ir_shift=2.0, ir_scale=0.02)
     items = manifest["items"]
     for i in range(0, len(items), batch):
         frames = [render_pair(it["seed"], it["slice"], cfg) for it in items[i:i + batch]]
-        rgb, ir, _ = preprocess_numpy([f.rgb for f in frames], [f.ir for f in frames], size=size)
-        yield {k: v for k, v in (("rgb", rgb), ("ir", ir)) if k in inputs}
+        x, y, _ = letterbox(*frames_to_tensors([f.rgb for f in frames], [f.ir for f in frames]), size=size)
+        yield {k: v.numpy() for k, v in (("rgb", x), ("ir", y)) if k in inputs}
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, manifest: dict, size: tuple[int, int],

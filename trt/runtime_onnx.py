@@ -15,7 +15,11 @@ from trt.export import read_metadata
 class OnnxRuntimeEngine:
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, *, device: str = "cpu", threads: int = 0, max_batch: int = 32):
+    fixed_batch = False
+    dtype = torch.float32
+
+    def __init__(self, path: str | Path, *, device: str = "cpu", threads: int = 0, max_batch: int = 32,
+                 expect_precision: str = ""):
         self.path = Path(path)
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
@@ -32,6 +36,10 @@ class OnnxRuntimeEngine:
             raise EngineError(f"{path}: onnxruntime cannot load it ({exc})") from exc
         meta = read_metadata(path)
         self.precision = str(meta["precision"])
+        if expect_precision and expect_precision != self.precision:
+            raise EngineError(f"{path}: engine.precision={expect_precision} but this graph is {self.precision} "
+                              "(python -m trt.pipeline writes fp16 and int8 graphs)")
+        self.classes = tuple(meta.get("model_config", {}).get("class_names", ()))
         self.outputs = tuple(o.name for o in self.session.get_outputs())
         self.inputs = tuple(i.name for i in self.session.get_inputs())  # single-modality graphs take one
         shape = self.session.get_inputs()[0].shape  # [batch, 3, H, W]; H/W are strings when dynamic

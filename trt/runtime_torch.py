@@ -18,8 +18,10 @@ class TorchEngine:
 
     def __init__(self, model: torch.nn.Module | str | Path, *, device: str = "cpu", precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False, max_batch: int = 128):
+        self.classes: tuple[str, ...] = ()
         if not isinstance(model, torch.nn.Module):
-            model = load_checkpoint(model)[0]
+            model, cfg, _ = load_checkpoint(model)
+            self.classes = tuple(cfg.class_names)
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"precision={precision!r}: torch engine supports fp32 and fp16")
         self.device = torch.device(device)
@@ -31,6 +33,7 @@ class TorchEngine:
         self.name = "torch-compile" if compile else "torch"
         self.input_size = None
         self.max_batch = max_batch
+        self.fixed_batch = compile  # one captured CUDA graph: every call carries max_batch (callers pad)
 
     @torch.inference_mode()
     def __call__(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, ...]:

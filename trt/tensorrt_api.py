@@ -44,3 +44,19 @@ def tensorrt_available() -> bool:
     except TensorRTUnavailable:
         return False
     return True
+
+
+def runtime_usable(device) -> str:
+    """'' when a TensorRT runtime here can execute on `device` (a torch CUDA device), else the reason it cannot."""
+    import torch
+
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return "no CUDA GPU"
+    try:
+        flavour = load_tensorrt()
+    except TensorRTUnavailable as exc:
+        return str(exc)
+    major, minor = torch.cuda.get_device_capability(device)
+    if flavour.name == "tensorrt_rtx" and major == 9:
+        return f"TensorRT-RTX {flavour.version} refuses compute capability {major}.{minor} (Hopper)"
+    return ""

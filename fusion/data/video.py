@@ -68,18 +68,26 @@ def write_video(url: str, frames: Iterable[np.ndarray], *, fps: int = 25, crf: i
 
 @dataclass(frozen=True)
 class VideoInfo:
-    frames: int
+    """What the container header says (no packet is read): enough to plan chunks in O(videos)."""
+
+    frames: int  # declared frame count (0 when the container does not say)
     fps: float
     width: int
     height: int
     duration_s: float
-    keyframes_s: tuple[float, ...]
+    keyframes_s: tuple[float, ...]  # from the container's index, relative to the stream start (empty: unknown)
+    start_s: float = 0.0  # the stream's first timestamp (its own clock); frame times are relative to it
 
 
 class VideoReader:
-    """Decode one video from a path or an in-memory buffer (bytes from object storage)."""
+    """Decode one video from a path, an in-memory buffer or a seekable file object (bytes from object storage).
 
-    def __init__(self, source: str | Path | bytes | BinaryIO, *, name: str | None = None, gray: bool = False):
+    Timestamps are seconds relative to the stream's own start, so an RGB and an IR file whose clocks start at
+    different values still pair frame by frame.
+    """
+
+    def __init__(self, source: str | Path | bytes | BinaryIO, *, name: str | None = None, gray: bool = False,
+                 threads: int = 0):
         self.name = name or (str(source) if isinstance(source, str | Path) else "<buffer>")
         self.gray = gray
         src = io.BytesIO(source) if isinstance(source, bytes) else source
@@ -89,11 +97,16 @@ class VideoReader:
         except (av.error.FFmpegError, IndexError, OSError) as exc:
             raise VideoError(f"{self.name}: cannot open as video ({exc})") from exc
         self._stream.thread_type = "AUTO"
+        if threads:
+            self._stream.thread_count = threads
+        st = self._stream.start_time
+        self._t0 = float(st * self._stream.time_base) if st is not None else 0.0
 
     _file: BinaryIO | None = None
 
     @classmethod
-    def open(cls, url: str, *, storage_options: dict | None = None, gray: bool = False) -> VideoReader:
+    def open(cls, url: str, *, storage_options: dict | None = None, gray: bool = False, threads: int = 0
+             ) -> VideoReader:
         """Open any fsspec URL (s3://, gs://, local); reads are ranged, only what decoding needs is fetched."""
         fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
         try:
@@ -101,7 +114,7 @@ class VideoReader:
         except FileNotFoundError as exc:
             raise VideoError(f"{url}: file not found") from exc
         try:
-            reader = cls(f, name=url, gray=gray)
+            reader = cls(f, name=url, gray=gray, threads=threads)
         except VideoError:
             f.close()
             raise
@@ -124,34 +137,43 @@ class VideoReader:
         return float(self._stream.average_rate or self._stream.guessed_rate or 25)
 
     def info(self) -> VideoInfo:
-        """Frame count, size and keyframe times, from the packet index (no decoding)."""
-        tb = self._stream.time_base
-        keys, n, last = [], 0, 0.0
-        self._container.seek(0, stream=self._stream)
-        for packet in self._container.demux(self._stream):
-            if packet.pts is None:
-                continue
-            n += 1
-            t = float(packet.pts * tb)
-            last = max(last, t)
-            if packet.is_keyframe:
-                keys.append(t)
-        self._container.seek(0, stream=self._stream)
-        cc = self._stream.codec_context
-        return VideoInfo(frames=n, fps=self.fps, width=cc.width, height=cc.height,
-                         duration_s=last + 1.0 / self.fps, keyframes_s=tuple(sorted(keys)))
+        """Frame count, size, duration and keyframe times from the header and index (no packet is read)."""
+        s, tb = self._stream, self._stream.time_base
+        entries = s.index_entries
+        # Index timestamps are decode times; a closed GOP's keyframe keeps a constant pts - dts shift, so times
+        # relative to the first entry are the keyframes' presentation times relative to the stream start.
+        first = entries[0].timestamp if len(entries) else 0
+        keys = sorted({round(float((e.timestamp - first) * tb), 6) for e in entries if e.is_keyframe})
+        frames = int(s.frames or 0)
+        if s.duration is not None:
+            duration = float(s.duration * tb)
+        elif self._container.duration is not None:
+            duration = self._container.duration / 1e6
+        else:
+            duration = frames / self.fps
+        cc = s.codec_context
+        return VideoInfo(frames=frames, fps=self.fps, width=cc.width, height=cc.height, duration_s=duration,
+                         keyframes_s=tuple(keys), start_s=self._t0)
 
-    def frames(self, start: float = 0.0, end: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
-        """Yield (timestamp seconds, frame) for start <= t < end; BGR (H, W, 3) or gray (H, W) uint8."""
+    def frames(self, start: float = 0.0, end: float | None = None, *, keyframes_only: bool = False,
+               fmt: str | None = None) -> Iterator[tuple[float, np.ndarray]]:
+        """Yield (seconds from the stream start, frame) for start <= t < end.
+
+        Frames are BGR (H, W, 3) or gray (H, W) uint8 unless `fmt` names another PyAV format (e.g. "rgb24").
+        `keyframes_only` decodes nothing but keyframes (cheap look-back for the brightness policy).
+        """
         tb = self._stream.time_base
-        fmt = "gray" if self.gray else "bgr24"
+        fmt = fmt or ("gray" if self.gray else "bgr24")
         half = 0.5 / self.fps  # tolerate pts rounding at the window edges
+        cc = self._stream.codec_context
+        cc.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
         try:
-            self._container.seek(int(start / tb) if start > 0 else 0, stream=self._stream, backward=True)
+            target = int((start + self._t0) / tb) if start > 0 else int(self._t0 / tb)
+            self._container.seek(target, stream=self._stream, backward=True)
             for frame in self._container.decode(self._stream):
                 if frame.pts is None:
                     continue
-                t = float(frame.pts * tb)
+                t = float(frame.pts * tb) - self._t0
                 if t < start - half:
                     continue
                 if end is not None and t >= end - half:
@@ -159,3 +181,5 @@ class VideoReader:
                 yield t, frame.to_ndarray(format=fmt)
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.name}: decode failed ({exc})") from exc
+        finally:
+            cc.skip_frame = "DEFAULT"

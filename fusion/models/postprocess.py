@@ -8,12 +8,41 @@ from __future__ import annotations
 import numpy as np
 import torch
 from ensemble_boxes import weighted_boxes_fusion
-from ultralytics.utils.nms import non_max_suppression
+from torchvision.ops import batched_nms, box_convert
+
+
+def nms_flat(pred: torch.Tensor, *, conf: float, iou: float, max_det: int = 300) -> torch.Tensor:
+    """pred (B, 4+nc, A) decoded xywh → (K, 7): image, x1, y1, x2, y2, score, class (input pixels), sorted by image
+    then score.
+
+    One NMS over the whole batch (torchvision's batched_nms, keyed by image × class), with the semantics of
+    ultralytics' per-image `non_max_suppression` (best class per anchor above `conf`, class-aware, `max_det` per
+    image): no Python loop and no host sync per image.
+    """
+    pred = pred.float()
+    nc = pred.shape[1] - 4
+    scores, cls = pred[:, 4:].max(1)  # (B, A)
+    img, anchor = (scores > conf).nonzero(as_tuple=True)  # (K,) candidates
+    boxes = box_convert(pred[img, :4, anchor], "cxcywh", "xyxy")  # (K, 4)
+    s, c = scores[img, anchor], cls[img, anchor]
+    keep = batched_nms(boxes, s, img * nc + c, iou)  # score-descending
+    out = torch.cat([img[keep, None].float(), boxes[keep], s[keep, None], c[keep, None].float()], 1)  # (K', 7)
+    out = out[torch.sort(out[:, 0], stable=True).indices]  # by image, score order kept within each image
+    counts = torch.bincount(out[:, 0].long(), minlength=pred.shape[0])
+    first = torch.cumsum(counts, 0) - counts  # (B,) row where each image starts
+    rank = torch.arange(len(out), device=out.device) - first[out[:, 0].long()]
+    return out[rank < max_det]
+
+
+def split_images(flat: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """(K, 7) image-tagged rows → per image (N, 6)."""
+    counts = torch.bincount(flat[:, 0].long(), minlength=n).tolist()
+    return [d[:, 1:] for d in torch.split(flat, counts)]
 
 
 def nms(pred: torch.Tensor, *, conf: float, iou: float, max_det: int = 300) -> list[torch.Tensor]:
     """pred (B, 4+nc, A) decoded xywh → per image (N, 6): x1, y1, x2, y2, score, class (input pixels)."""
-    return non_max_suppression(pred.float(), conf_thres=conf, iou_thres=iou, max_det=max_det)
+    return split_images(nms_flat(pred, conf=conf, iou=iou, max_det=max_det), pred.shape[0])
 
 
 def fuse_decisions(rgb_dets: list[torch.Tensor], ir_dets: list[torch.Tensor], *, size: tuple[int, int],
@@ -33,6 +62,17 @@ def fuse_decisions(rgb_dets: list[torch.Tensor], ir_dets: list[torch.Tensor], *,
         fused = np.concatenate([boxes * scale.numpy(), scores[:, None], labels[:, None]], 1)
         out.append(torch.from_numpy(fused.astype(np.float32)).to(a.device))
     return out
+
+
+def postprocess_flat(outputs: tuple[torch.Tensor, ...], *, conf: float, iou: float, size: tuple[int, int]
+                     ) -> torch.Tensor:
+    """Engine outputs → (K, 7) image-tagged detections (see `nms_flat`); decision fusion merges per image."""
+    if len(outputs) == 1:
+        return nms_flat(outputs[0], conf=conf, iou=iou)
+    per_image = postprocess(outputs, conf=conf, iou=iou, size=size)
+    rows = [torch.cat([torch.full((len(d), 1), i, dtype=torch.float32, device=d.device), d.float()], 1)
+            for i, d in enumerate(per_image)]
+    return torch.cat(rows) if rows else outputs[0].new_zeros((0, 7))
 
 
 def postprocess(outputs: torch.Tensor | tuple[torch.Tensor, ...], *, conf: float, iou: float,

@@ -132,7 +132,7 @@ def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoin
     from fusion.data.scene import Illumination, SceneConfig
     from jobs.actor import ChunkDetector
     from jobs.config import ModalityConfig
-    from jobs.manifest import Chunk
+    from jobs.plan import Chunk
     from jobs.modality import ModePolicy, brightness
 
     paths = {k: str(tmp_path / f"v_{k}") for k in ("rgb.mp4", "ir.mp4", "gt.parquet")}
@@ -141,7 +141,7 @@ def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoin
                light_from=Illumination(0.9), light_to=Illumination(0.02))
     cfg = _cfg(s3_endpoint, str(tmp_path), str(tmp_path / "out"))
     actor = ChunkDetector(cfg=__import__("fusion.config", fromlist=["to_dict"]).to_dict(cfg), run_id="t")
-    chunk = Chunk("v", "camA", 0, paths["rgb.mp4"], paths["ir.mp4"], 0.0, 8.0, 25.0, "2026-06-01T20:00:00",
+    chunk = Chunk("v", "camA", 0, paths["rgb.mp4"], paths["ir.mp4"], 0, 200, 25.0, "2026-06-01T20:00:00",
                   "2026-06-01")
     status = actor.process(chunk)
     assert status["status"] == "done" and status["frames"] == 200

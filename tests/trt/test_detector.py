@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from fusion.data.scene import SceneConfig, render_pair
-from trt.detector import Detector, preprocess
+from fusion.data.letterbox import letterbox
+from trt.detector import Detector
 from trt.runtime_onnx import OnnxRuntimeEngine
 from trt.runtime_torch import TorchEngine
 
@@ -47,9 +48,9 @@ def test_detections_are_in_original_rgb_pixels_and_find_the_targets(frames, mid_
 
 
 def test_letterbox_keeps_aspect_and_accepts_tensors():
-    rgb = torch.randint(0, 255, (2, 480, 640, 3), dtype=torch.uint8)
-    ir = torch.randint(0, 255, (2, 240, 320), dtype=torch.uint8)
-    x, y, lb = preprocess(list(rgb), list(ir), size=(640, 512), device=torch.device("cpu"))
+    rgb = torch.randint(0, 255, (2, 3, 480, 640), dtype=torch.uint8)
+    ir = torch.randint(0, 255, (2, 1, 240, 320), dtype=torch.uint8)
+    x, y, lb = letterbox(rgb, ir, size=(640, 512))
     assert x.shape == (2, 3, 512, 640) and y.shape == (2, 1, 512, 640)
     assert lb.scale == 1.0 and lb.pad_y == 16 and lb.pad_x == 0
     back = lb.to_source(torch.tensor([[0.0, 16.0, 640.0, 496.0]]))

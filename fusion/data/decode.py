@@ -1,0 +1,166 @@
+"""Decode backends behind one small interface: PyAV on the CPU, NVDEC on the GPU (PyNvVideoCodec).
+
+    dec = open_decoder(url, backend="nvdec", gray=False, device=torch.device("cuda:0"))
+    for batch in dec.read(start_s, end_s, batch=32):   # FrameBatch: t (n,) seconds, data (n, C, H, W) uint8
+        ...
+
+`data` is RGB (n, 3, H, W) or IR (n, 1, H, W) uint8: in pinned host memory for PyAV (when a GPU will take it),
+on the GPU for NVDEC. Times are seconds relative to the stream's own start. A batch never mixes resolutions: a
+stream whose size changes mid-way yields a new batch at the change. PyNvVideoCodec needs an NVIDIA driver, so it
+is imported only when the NVDEC backend is asked for (optional extra `fusedet[nvdec]`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import fsspec
+import numpy as np
+import torch
+
+from fusion.data.video import VideoError, VideoReader
+
+log = logging.getLogger(__name__)
+Backend = Literal["pyav", "nvdec"]
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    t: np.ndarray  # (n,) float64 seconds from the stream start
+    data: torch.Tensor  # (n, 3, H, W) RGB or (n, 1, H, W) IR, uint8
+
+
+class Decoder(Protocol):
+    backend: str
+    uri: str
+
+    def read(self, start: float, end: float, *, batch: int) -> Iterator[FrameBatch]: ...
+
+    def close(self) -> None: ...
+
+
+def nvdec_available() -> str:
+    """'' when NVDEC can be used here, else the reason it cannot."""
+    if not torch.cuda.is_available():
+        return "no CUDA GPU visible"
+    try:
+        import PyNvVideoCodec  # noqa: F401
+    except Exception as exc:  # ImportError, or the library's own RuntimeError when the driver lacks NVDEC
+        return f"PyNvVideoCodec does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+    return ""
+
+
+def resolve_backend(requested: Literal["auto", "pyav", "nvdec"], device: torch.device) -> tuple[Backend, str]:
+    """→ (backend, why). `auto` takes NVDEC where the device is a GPU and the library loads, else PyAV."""
+    if requested == "pyav":
+        return "pyav", "decode.backend=pyav"
+    reason = nvdec_available() if device.type == "cuda" else "the engine runs on the CPU"
+    if requested == "nvdec":
+        if reason:
+            raise VideoError(f"decode.backend=nvdec: {reason}")
+        return "nvdec", "decode.backend=nvdec"
+    return ("nvdec", "auto: GPU with NVDEC") if not reason else ("pyav", f"auto: {reason}")
+
+
+def open_decoder(uri: str, *, backend: Backend, gray: bool, device: torch.device,
+                 storage_options: dict | None = None, threads: int = 0) -> Decoder:
+    if backend == "nvdec":
+        return NvdecDecoder(uri, gray=gray, device=device, storage_options=storage_options)
+    return PyAVDecoder(uri, gray=gray, pin=device.type == "cuda", storage_options=storage_options, threads=threads)
+
+
+class PyAVDecoder:
+    """CPU decode with FFmpeg's threads; frames land in (pinned) host batches ready for one non-blocking upload."""
+
+    backend = "pyav"
+
+    def __init__(self, uri: str, *, gray: bool, pin: bool, storage_options: dict | None, threads: int = 0):
+        self.uri, self.gray, self.pin = uri, gray, pin
+        self.reader = VideoReader.open(uri, storage_options=storage_options, gray=gray, threads=threads)
+
+    def read(self, start: float, end: float, *, batch: int) -> Iterator[FrameBatch]:
+        fmt = "gray" if self.gray else "rgb24"
+        ts: list[float] = []
+        frames: list[np.ndarray] = []
+        for t, f in self.reader.frames(start, end, fmt=fmt):
+            if frames and (len(frames) == batch or f.shape != frames[0].shape):
+                yield self._batch(ts, frames)
+                ts, frames = [], []
+            ts.append(t)
+            frames.append(f)
+        if frames:
+            yield self._batch(ts, frames)
+
+    def _batch(self, ts: list[float], frames: list[np.ndarray]) -> FrameBatch:
+        h, w = frames[0].shape[:2]
+        c = 1 if self.gray else 3
+        buf = torch.empty((len(frames), h, w, c), dtype=torch.uint8, pin_memory=self.pin)
+        buf.numpy()[:] = np.stack(frames).reshape(len(frames), h, w, c)
+        return FrameBatch(np.asarray(ts), buf.permute(0, 3, 1, 2))  # (n, C, H, W) view: no copy
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class NvdecDecoder:
+    """GPU decode with NVDEC. RGB comes as planar RGB from the library's own conversion kernel; IR as the luma
+    plane of NV12, expanded from video range (16-235) to full range like FFmpeg's gray output."""
+
+    backend = "nvdec"
+
+    def __init__(self, uri: str, *, gray: bool, device: torch.device, storage_options: dict | None):
+        import PyNvVideoCodec as nvc
+
+        self.uri, self.gray, self.device = uri, gray, device
+        fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        self._file = None if local else fs.open(path, "rb")  # object storage: ranged reads on demand
+        color = nvc.OutputColorType.NATIVE if gray else nvc.OutputColorType.RGBP
+        try:
+            if local and not os.path.exists(path):
+                raise FileNotFoundError(path)
+            self.dec = nvc.SimpleDecoder(path if local else self._file, gpu_id=device.index or 0,
+                                         use_device_memory=True, output_color_type=color)
+            meta = self.dec.get_stream_metadata()
+        except Exception as exc:  # the library raises its own exception types (PyNvVCException, RuntimeError)
+            self.close()
+            raise VideoError(f"{uri}: NVDEC cannot open it ({type(exc).__name__}: {exc})") from exc
+        self.fps = float(meta.average_fps or 25.0)
+        self.height = int(meta.height)
+        self.frames = len(self.dec)
+
+    def read(self, start: float, end: float, *, batch: int) -> Iterator[FrameBatch]:
+        first = max(0, round(start * self.fps))
+        stop = min(self.frames, round(end * self.fps))
+        if first >= stop:
+            return
+        try:
+            self.dec.seek_to_index(first)  # decodes from the keyframe at or before `first`
+            i = first
+            while i < stop:
+                got = self.dec.get_batch_frames(min(batch, stop - i))
+                if not got:
+                    break  # truncated stream: fewer frames than the header declares (the caller counts)
+                # The decoder reuses its surfaces on the next call: stack (a device copy) before asking again.
+                planes = [torch.from_dlpack(f) for f in got]  # (3, H, W) RGBP, or (H * 3/2, W) NV12
+                if self.gray:
+                    y = torch.stack([p[: self.height] for p in planes]).unsqueeze(1).float()  # (n, 1, H, W)
+                    data = ((y - 16) * (255 / 219)).round_().clamp_(0, 255).to(torch.uint8)
+                else:
+                    data = torch.stack(planes)  # (n, 3, H, W)
+                yield FrameBatch(np.arange(i, i + len(got)) / self.fps, data)
+                i += len(got)
+        except VideoError:
+            raise
+        except Exception as exc:
+            raise VideoError(f"{self.uri}: NVDEC decode failed near frame {first} ({type(exc).__name__}: {exc})"
+                             ) from exc
+
+    def close(self) -> None:
+        self.dec = None
+        if self._file is not None:
+            self._file.close()

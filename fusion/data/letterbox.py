@@ -1,0 +1,78 @@
+"""One letterbox for every path: training, evaluation, INT8 calibration and deployment all call `letterbox`.
+
+Sizes are (W, H) everywhere. Frames are uint8 tensors, RGB (B, 3, h0, w0) and IR (B, 1, h1, w1), on any device;
+the IR is registered onto the RGB grid by resizing it to the letterboxed RGB content (rigs are aligned up to a
+small shift, which the models are trained to tolerate). Padding is grey 114, as in ultralytics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PAD = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    scale: float  # model pixels per source pixel
+    pad_x: int  # left padding, model pixels
+    pad_y: int  # top padding, model pixels
+    src_w: int
+    src_h: int
+
+    def to_source(self, boxes: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """(N, 4) xyxy in model pixels → source RGB pixels, clipped to the image."""
+        out = boxes.clone() if isinstance(boxes, torch.Tensor) else boxes.copy()
+        out[:, [0, 2]] = ((out[:, [0, 2]] - self.pad_x) / self.scale).clip(0, self.src_w)
+        out[:, [1, 3]] = ((out[:, [1, 3]] - self.pad_y) / self.scale).clip(0, self.src_h)
+        return out
+
+    def to_model(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) xyxy in source pixels → model pixels."""
+        out = boxes.astype(np.float32).copy()
+        out[:, [0, 2]] = out[:, [0, 2]] * self.scale + self.pad_x
+        out[:, [1, 3]] = out[:, [1, 3]] * self.scale + self.pad_y
+        return out
+
+
+def geometry(src: tuple[int, int], size: tuple[int, int]) -> Letterbox:
+    """Source (w, h) into model (W, H): uniform scale, content centred."""
+    (w0, h0), (W, H) = src, size
+    s = min(W / w0, H / h0)
+    nw, nh = round(w0 * s), round(h0 * s)
+    return Letterbox(s, (W - nw) // 2, (H - nh) // 2, w0, h0)
+
+
+def _fit(x: torch.Tensor, lb: Letterbox, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """(B, C, h, w) uint8 → (B, C, H, W) `dtype` in [0, 1]: resize to the letterboxed content, pad."""
+    W, H = size
+    nw, nh = round(lb.src_w * lb.scale), round(lb.src_h * lb.scale)
+    # Interpolate in fp32 on the CPU (no fp16 kernels there), in `dtype` on the GPU.
+    work = dtype if x.is_cuda else torch.float32
+    x = x.to(work).div_(255)
+    if (x.shape[-2], x.shape[-1]) != (nh, nw):
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < x.shape[-2])
+    pad = (lb.pad_x, W - nw - lb.pad_x, lb.pad_y, H - nh - lb.pad_y)
+    return F.pad(x, pad, value=PAD / 255).to(dtype)
+
+
+def letterbox(rgb: torch.Tensor, ir: torch.Tensor, *, size: tuple[int, int], dtype: torch.dtype = torch.float32
+              ) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
+    """rgb (B,3,h0,w0) + ir (B,1,h1,w1) uint8 → x (B,3,H,W), y (B,1,H,W) in [0,1], and the geometry."""
+    if rgb.ndim != 4 or rgb.shape[1] != 3 or ir.ndim != 4 or ir.shape[1] != 1 or len(rgb) != len(ir):
+        raise ValueError(f"letterbox: expected rgb (B,3,H,W) and ir (B,1,H,W), got {tuple(rgb.shape)} and "
+                         f"{tuple(ir.shape)}")
+    lb = geometry((rgb.shape[-1], rgb.shape[-2]), size)
+    return _fit(rgb, lb, size, dtype), _fit(ir, lb, size, dtype), lb
+
+
+def frames_to_tensors(rgb: Sequence[np.ndarray], ir: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """OpenCV-style frames (BGR (H,W,3) uint8, IR (h,w) or (h,w,1)) → rgb (B,3,H,W) RGB, ir (B,1,h,w) uint8."""
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(rgb)[..., ::-1])).permute(0, 3, 1, 2)
+    y = np.stack([f[..., 0] if f.ndim == 3 else f for f in ir])
+    return x, torch.from_numpy(y).unsqueeze(1)

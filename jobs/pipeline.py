@@ -1,0 +1,210 @@
+"""The actor's two moving parts: pairing decoded streams into batches, and one engine thread shared by the chunks
+an actor works on at once.
+
+    decoders (per chunk, in the chunk's thread) ─► pair_frames ─► Piece (≤ batch pairs, one shape)
+        ─► Detector.prepare (letterbox on the engine's device) ─► BatchRunner.submit ─► Future[(k, 7) rows]
+    BatchRunner thread: merges pieces of one mode from all chunks into full batches ─► engine ─► batched NMS
+        ─► one host copy per batch ─► each piece's rows
+
+A bounded request queue keeps memory bounded: when the engine falls behind, chunk threads wait, so their decoders
+wait too. CUDA graphs are captured in the runner thread, the only thread that calls the engines.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fusion.data.decode import FrameBatch
+from trt.detector import Detector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairCounts:
+    rgb: int = 0  # RGB frames decoded in the chunk
+    ir: int = 0  # IR frames decoded in the chunk
+    paired: int = 0
+    unpaired_rgb: int = 0  # RGB frames with no IR frame within the tolerance
+    unpaired_ir: int = 0  # IR frames inside the chunk that no RGB frame took
+
+
+@dataclass(frozen=True)
+class Piece:
+    t: np.ndarray  # (n,) RGB frame times, seconds from the stream start
+    rgb: torch.Tensor  # (n, 3, H, W) uint8
+    ir: torch.Tensor  # (n, 1, h, w) uint8
+
+
+def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: float, end: float, tol: float,
+                size: int, counts: PairCounts) -> Iterator[Piece]:
+    """Pair each RGB frame with the nearest unused IR frame within `tol` seconds; yield pieces of ≤ `size` pairs
+    of one shape. `ir` may cover a margin of `tol` around [start, end): only IR frames inside the window count
+    as unpaired."""
+    pending: deque[tuple[float, torch.Tensor]] = deque()
+    ir_iter = iter(ir)
+    ir_done = False
+
+    def pull_until(t: float) -> None:
+        nonlocal ir_done
+        while not ir_done and (not pending or pending[-1][0] <= t + tol):
+            b = next(ir_iter, None)
+            if b is None:
+                ir_done = True
+                return
+            pending.extend(zip(b.t.tolist(), b.data, strict=True))
+
+    def drop_ir(t_ir: float) -> None:
+        if start - 1e-6 <= t_ir < end - 1e-6:
+            counts.ir += 1
+            counts.unpaired_ir += 1
+
+    buf: list[tuple[float, torch.Tensor, torch.Tensor]] = []
+
+    def flush() -> Piece:
+        piece = Piece(np.array([b[0] for b in buf]), torch.stack([b[1] for b in buf]), torch.stack([b[2] for b in buf]))
+        buf.clear()
+        return piece
+
+    for batch in rgb:
+        for t, x in zip(batch.t.tolist(), batch.data, strict=True):
+            counts.rgb += 1
+            pull_until(t)
+            while pending and pending[0][0] < t - tol - 1e-9:
+                drop_ir(pending.popleft()[0])
+            if not pending or abs(pending[0][0] - t) > tol + 1e-9:
+                counts.unpaired_rgb += 1
+                continue
+            if len(pending) > 1 and abs(pending[1][0] - t) < abs(pending[0][0] - t):
+                drop_ir(pending.popleft()[0])
+            t_ir, y = pending.popleft()
+            counts.ir += 1
+            counts.paired += 1
+            if buf and (buf[0][1].shape != x.shape or buf[0][2].shape != y.shape or len(buf) == size):
+                yield flush()
+            buf.append((t, x, y))
+    if buf:
+        yield flush()
+    pull_until(end + tol)
+    for t_ir, _ in pending:
+        drop_ir(t_ir)
+    for b in ir_iter:
+        for t_ir in b.t.tolist():
+            drop_ir(t_ir)
+
+
+@dataclass
+class _Request:
+    mode: str
+    x: torch.Tensor  # (n, 3, H, W) engine input
+    y: torch.Tensor  # (n, 1, H, W)
+    future: Future = field(default_factory=Future)
+    t: float = field(default_factory=time.perf_counter)
+
+
+class BatchRunner:
+    """The one thread that runs the engines: requests of one mode from concurrent chunks become full batches."""
+
+    def __init__(self, detectors: dict[str, Detector], *, batch: int, max_queue: int = 8, wait_s: float = 0.005):
+        self.detectors, self.batch, self.wait_s = detectors, batch, wait_s
+        self._q: queue.Queue[_Request | None] = queue.Queue(maxsize=max_queue)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.batches = 0
+        self.frames = 0
+        self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, mode: str, x: torch.Tensor, y: torch.Tensor) -> Future:
+        """→ Future of a (k, 7) float32 numpy array: piece-local frame index, x1, y1, x2, y2 (model px), score, cls."""
+        if not self._thread.is_alive():
+            raise RuntimeError("the engine thread has stopped")
+        req = _Request(mode, x, y)
+        self._q.put(req)
+        return req.future
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=30)
+
+    def _warm_up(self) -> None:
+        """Compile / capture CUDA graphs here, in the thread that will replay them, before the first chunk."""
+        for det in self.detectors.values():
+            w, h = det.size
+            dt = getattr(det.engine, "dtype", torch.float32)
+            n = det.engine.max_batch if det.engine.fixed_batch else 1
+            for _ in range(3 if det.engine.fixed_batch else 1):
+                det.infer(torch.zeros((n, 3, h, w), dtype=dt, device=det.device),
+                          torch.zeros((n, 1, h, w), dtype=dt, device=det.device))
+
+    def _loop(self) -> None:
+        try:
+            with torch.inference_mode():
+                self._warm_up()
+        except BaseException as exc:  # reported to the constructor, which raises it in the actor's __init__
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        pending: dict[str, deque[_Request]] = {m: deque() for m in self.detectors}
+        stopping = False
+        while not stopping or any(pending.values()):
+            if not any(pending.values()):
+                item = self._q.get()
+                if item is None:
+                    break
+                pending[item.mode].append(item)
+            stopping = self._drain(pending, block_s=0.0) or stopping
+            mode = min((m for m in pending if pending[m]), key=lambda m: pending[m][0].t)
+            if sum(len(r.x) for r in pending[mode]) < self.batch and not stopping:
+                stopping = self._drain(pending, block_s=self.wait_s) or stopping  # a full batch is worth 5 ms
+            take, n = [], 0
+            while pending[mode] and (not take or n + len(pending[mode][0].x) <= self.batch):
+                r = pending[mode].popleft()
+                take.append(r)
+                n += len(r.x)
+            self._run(mode, take)
+
+    def _drain(self, pending: dict[str, deque[_Request]], *, block_s: float) -> bool:
+        """Move queued requests into `pending`; True when the stop sentinel was seen."""
+        try:
+            item = self._q.get(timeout=block_s) if block_s else self._q.get_nowait()
+            while True:
+                if item is None:
+                    return True
+                pending[item.mode].append(item)
+                item = self._q.get_nowait()
+        except queue.Empty:
+            return False
+
+    def _run(self, mode: str, reqs: list[_Request]) -> None:
+        try:
+            with torch.inference_mode():
+                x = torch.cat([r.x for r in reqs]) if len(reqs) > 1 else reqs[0].x
+                y = torch.cat([r.y for r in reqs]) if len(reqs) > 1 else reqs[0].y
+                flat = self.detectors[mode].infer(x, y).cpu().numpy()  # (K, 7): the one host copy per batch
+            self.batches += 1
+            self.frames += len(x)
+            offset = 0
+            for r in reqs:
+                rows = flat[(flat[:, 0] >= offset) & (flat[:, 0] < offset + len(r.x))].copy()
+                rows[:, 0] -= offset
+                offset += len(r.x)
+                r.future.set_result(rows)
+        except Exception as exc:  # e.g. CUDA OOM: every chunk in this batch fails with the same reason
+            for r in reqs:
+                if not r.future.done():
+                    r.future.set_exception(exc)
