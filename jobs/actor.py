@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,7 +65,7 @@ class ChunkFailed(Exception):
         self.error_type, self.uri, self.reason = error_type, uri, reason
 
 
-def _stream(decoder, start: float, end: float, batch: int, what: str):
+def _stream(decoder, start: float, end: float | None, batch: int, what: str):
     """Decoder batches, with any failure re-raised as ChunkFailed naming this stream's file."""
     try:
         yield from decoder.read(start, end, batch=batch)
@@ -99,12 +98,15 @@ class ChunkDetector:
         import ray
 
         self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
-        from ray.util.metrics import Counter, Histogram
+        self.m_frames = self.m_latency = None
+        try:  # Prometheus metrics where Ray's metrics agent runs (ray[default]); the job does not depend on them
+            from ray.util.metrics import Counter, Histogram
 
-        self.m_frames = Counter("fusedet_frames_processed", description="frames run through a detector")
-        self.m_latency = Histogram("fusedet_chunk_seconds", description="wall time per chunk",
-                                   boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120])
-        self._lock = threading.Lock()
+            self.m_frames = Counter("fusedet_frames_processed", description="frames run through a detector")
+            self.m_latency = Histogram("fusedet_chunk_seconds", description="wall time per chunk",
+                                       boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120])
+        except Exception as exc:
+            log.info("Ray metrics unavailable (%s)", exc)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
@@ -119,7 +121,8 @@ class ChunkDetector:
             "first_frame": chunk.first, "end_frame": chunk.end, "frames_expected": chunk.end - chunk.first,
             "pid": os.getpid(), "t_start": t_start, "node_id": self.node_id, "run_id": self.run_id, "frames": 0,
             "detections": 0, "rgb_frames": 0, "ir_frames": 0, "unpaired_rgb": 0, "unpaired_ir": 0, "modes": "",
-            "decoder": self.decoder, "error_type": "", "reason": "", "uri": ""}
+            "decoder": self.decoder, "error_type": "", "reason": "", "uri": "", "decode_s": 0.0, "engine_wait_s": 0.0,
+            "write_s": 0.0, "engine_busy_s": self.runner.busy_s, "engine_batches": self.runner.batches}
         det_path, frame_path = self.layout.detections(chunk.key), self.layout.frames(chunk.key)
         policy = self.cfg.storage
         counted = False
@@ -132,13 +135,15 @@ class ChunkDetector:
             if attempt > self.cfg.cluster.max_chunk_attempts:
                 raise ChunkFailed("ActorDied", chunk.rgb_uri, f"started {attempt - 1} times in this run and its actor "
                                   "died each time (out of memory, or a crash while decoding this chunk)")
-            det, frames, counts = self._detect(chunk)
+            det, frames, counts, timing = self._detect(chunk)
+            t_write = time.perf_counter()
             for path, table in ((det_path, det), (frame_path, frames)):  # the frames file last: it marks completion
                 try:
                     with_retry(lambda p=path, t=table: write_parquet(self.out_fs, p, t), what=f"write {path}",
                                policy=policy)
                 except Exception as exc:
                     raise ChunkFailed("WriteError", path, f"{type(exc).__name__}: {exc}") from exc
+            timing["write_s"] = time.perf_counter() - t_write
         except ChunkFailed as exc:
             log.warning("chunk %s/%d failed: %s", chunk.video_id, chunk.chunk_id, exc)
             return status | {"status": "failed", "error_type": exc.error_type, "reason": exc.reason[:2000],
@@ -152,11 +157,13 @@ class ChunkDetector:
             if counted:
                 self._clear_attempt(chunk)
         seconds = time.time() - t_start
-        self.m_frames.inc(frames.num_rows)
-        self.m_latency.observe(seconds)
+        if self.m_frames is not None:
+            self.m_frames.inc(frames.num_rows)
+            self.m_latency.observe(seconds)
         modes = frames.column("modality").to_pylist()
-        partial = counts.paired < chunk.end - chunk.first
-        return status | {
+        partial = counts.paired < chunk.end - chunk.first or counts.out_of_order > 0
+        return status | timing | {
+            "engine_busy_s": self.runner.busy_s, "engine_batches": self.runner.batches,
             "status": "partial" if partial else "done", "frames": frames.num_rows, "detections": det.num_rows,
             "rgb_frames": counts.rgb, "ir_frames": counts.ir, "unpaired_rgb": counts.unpaired_rgb,
             "unpaired_ir": counts.unpaired_ir, "seconds": seconds, "t_end": time.time(),
@@ -166,7 +173,9 @@ class ChunkDetector:
             "error_type": "PartialPair" if partial else "",
             "reason": (f"{counts.paired} of {chunk.end - chunk.first} frames paired: {counts.rgb} RGB and "
                        f"{counts.ir} IR frames decoded, {counts.unpaired_rgb} RGB without an IR partner, "
-                       f"{counts.unpaired_ir} IR without an RGB partner") if partial else ""}
+                       f"{counts.unpaired_ir} IR without an RGB partner"
+                       + (f", {counts.out_of_order} RGB frames with a repeated or backward timestamp dropped"
+                          if counts.out_of_order else "")) if partial else ""}
 
     def _count_attempt(self, chunk: Chunk) -> int:
         """Record one more start of this chunk in this run; → the attempt number (1 = first)."""
@@ -218,7 +227,7 @@ class ChunkDetector:
         except StorageError as exc:
             raise ChunkFailed("StorageError", uri, str(exc)) from exc
 
-    def _detect(self, chunk: Chunk) -> tuple[pa.Table, pa.Table, PairCounts]:
+    def _detect(self, chunk: Chunk) -> tuple[pa.Table, pa.Table, PairCounts, dict[str, float]]:
         _e, batch = self.cfg.engine, self.cfg.engine.batch
         tol = self.cfg.decode.pair_tolerance_s or 0.5 / chunk.fps
         policy = ModePolicy(self.cfg.modality)
@@ -227,11 +236,20 @@ class ChunkDetector:
         rgb_dec, ir_dec = rgb_f.result(), ir_f.result()
         counts = PairCounts()
         times, bright, modes, sizes, pending = [], [], [], [], []
+        t_decode = 0.0  # time this thread waited for the next paired piece (decode + pairing)
         try:
-            pieces = pair_frames(_stream(rgb_dec, chunk.start_s, chunk.end_s, batch, "RGB"),
-                                 _stream(ir_dec, max(chunk.start_s - tol, 0.0), chunk.end_s + tol, batch, "IR"),
-                                 start=chunk.start_s, end=chunk.end_s, tol=tol, size=batch, counts=counts)
-            for piece in pieces:
+            end = None if chunk.last else chunk.end_s  # the last chunk runs to the stream's end
+            pieces = pair_frames(_stream(rgb_dec, chunk.start_s, end, batch, "RGB"),
+                                 _stream(ir_dec, max(chunk.start_s - tol, 0.0), None if end is None else end + tol,
+                                         batch, "IR"),
+                                 start=chunk.start_s, end=float("inf") if end is None else end, tol=tol, size=batch,
+                                 counts=counts)
+            while True:
+                t0 = time.perf_counter()
+                piece = next(pieces, None)
+                t_decode += time.perf_counter() - t0
+                if piece is None:
+                    break
                 base = len(times)
                 stats = brightness_batch(piece.rgb)  # (n, 3), on the frames' device
                 piece_modes = [policy.update(t, b, p90 - p10) for t, (b, p10, p90) in zip(piece.t, stats, strict=True)]
@@ -246,7 +264,9 @@ class ChunkDetector:
                     x, y, lb = det.prepare(piece.rgb.index_select(0, sel), piece.ir.index_select(0, sel.to(
                         piece.ir.device)))
                     pending.append((np.asarray(idx) + base, lb, self.runner.submit(mode, x, y)))
+            t0 = time.perf_counter()
             rows = [_to_source(f.result(), frame_ids, lb) for frame_ids, lb, f in pending]
+            t_wait = time.perf_counter() - t0
         finally:
             rgb_dec.close()
             ir_dec.close()
@@ -256,7 +276,8 @@ class ChunkDetector:
                               f"{counts.ir} IR frames decoded)")
         flat = np.concatenate(rows) if rows else np.zeros((0, 7), np.float32)
         flat = flat[np.lexsort((-flat[:, 5], flat[:, 0]))]  # by frame, then score
-        return (*self._tables(chunk, np.asarray(times), bright, modes, sizes, flat), counts)
+        return (*self._tables(chunk, np.asarray(times), bright, modes, sizes, flat), counts,
+                {"decode_s": t_decode, "engine_wait_s": t_wait})
 
     def _tables(self, chunk: Chunk, times: np.ndarray, bright: list[float], modes: list[str],
                 sizes: list[tuple[int, int]], flat: np.ndarray) -> tuple[pa.Table, pa.Table]:

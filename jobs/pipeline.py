@@ -37,6 +37,7 @@ class PairCounts:
     paired: int = 0
     unpaired_rgb: int = 0  # RGB frames with no IR frame within the tolerance
     unpaired_ir: int = 0  # IR frames inside the chunk that no RGB frame took
+    out_of_order: int = 0  # RGB frames whose timestamp does not advance (dropped: one row per frame index)
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,14 @@ def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: f
         buf.clear()
         return piece
 
+    last = -float("inf")
     for batch in rgb:
         for t, x in zip(batch.t.tolist(), batch.data, strict=True):
             counts.rgb += 1
+            if t <= last + 1e-6:
+                counts.out_of_order += 1
+                continue
+            last = t
             pull_until(t)
             while pending and pending[0][0] < t - tol - 1e-9:
                 drop_ir(pending.popleft()[0])
@@ -122,6 +128,7 @@ class BatchRunner:
         self._error: BaseException | None = None
         self.batches = 0
         self.frames = 0
+        self.busy_s = 0.0  # time spent running batches (engine + NMS + host copy)
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -191,6 +198,7 @@ class BatchRunner:
             return False
 
     def _run(self, mode: str, reqs: list[_Request]) -> None:
+        t0 = time.perf_counter()
         try:
             with torch.inference_mode():
                 x = torch.cat([r.x for r in reqs]) if len(reqs) > 1 else reqs[0].x
@@ -198,6 +206,7 @@ class BatchRunner:
                 flat = self.detectors[mode].infer(x, y).cpu().numpy()  # (K, 7): the one host copy per batch
             self.batches += 1
             self.frames += len(x)
+            self.busy_s += time.perf_counter() - t0
             offset = 0
             for r in reqs:
                 rows = flat[(flat[:, 0] >= offset) & (flat[:, 0] < offset + len(r.x))].copy()

@@ -35,6 +35,7 @@ class Chunk:
     fps: float  # RGB frame rate (frame i is at i / fps seconds from the stream start)
     start_time: str  # ISO 8601 of the video start
     date: str  # YYYY-MM-DD partition of the video start
+    last: bool = False  # the video's last chunk: decoded to the stream's end (headers may undercount frames)
 
     @property
     def start_s(self) -> float:
@@ -86,7 +87,7 @@ def plan_pair(pair: Pair, seconds: float, storage_options: dict, retry: RetryCon
         bounds += list(range(step, n, step))
     bounds.append(n)
     chunks = [Chunk(pair.video_id, pair.camera_id, i, pair.rgb_uri, pair.ir_uri, a, b, rgb.fps, pair.start_time,
-                    pair.date) for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+                    pair.date, last=b == n) for i, (a, b) in enumerate(itertools.pairwise(bounds))]
     warnings = []
     period = 1 / rgb.fps
 

@@ -33,7 +33,11 @@ CHUNKS = pa.schema([
     ("video_id", pa.string()), ("camera_id", pa.string()), ("chunk_id", pa.int32()), ("first_frame", pa.int32()),
     ("end_frame", pa.int32()), ("status", pa.string()), ("frames", pa.int32()), ("frames_expected", pa.int32()),
     ("rgb_frames", pa.int32()), ("ir_frames", pa.int32()), ("unpaired_rgb", pa.int32()), ("unpaired_ir", pa.int32()),
-    ("detections", pa.int32()), ("seconds", pa.float64()), ("modes", pa.string()), ("decoder", pa.string()),
+    ("detections", pa.int32()), ("seconds", pa.float64()),
+    # where the chunk's time went: waiting for decoded frames, waiting for the engine thread, writing Parquet;
+    # and the actor's engine thread so far (busy seconds, batches): a built-in profile of the pipeline
+    ("decode_s", pa.float64()), ("engine_wait_s", pa.float64()), ("write_s", pa.float64()),
+    ("engine_busy_s", pa.float64()), ("engine_batches", pa.int64()), ("modes", pa.string()), ("decoder", pa.string()),
     ("error_type", pa.string()), ("reason", pa.string()), ("uri", pa.string()),
     ("node_id", pa.string()), ("pid", pa.int64()), ("t_start", pa.float64()), ("t_end", pa.float64()),
     ("run_id", pa.string()),

@@ -38,7 +38,7 @@ class Decoder(Protocol):
     backend: str
     uri: str
 
-    def read(self, start: float, end: float, *, batch: int) -> Iterator[FrameBatch]: ...
+    def read(self, start: float, end: float | None, *, batch: int) -> Iterator[FrameBatch]: ...
 
     def close(self) -> None: ...
 
@@ -82,7 +82,8 @@ class PyAVDecoder:
         self.uri, self.gray, self.pin = uri, gray, pin
         self.reader = VideoReader.open(uri, storage_options=storage_options, gray=gray, threads=threads)
 
-    def read(self, start: float, end: float, *, batch: int) -> Iterator[FrameBatch]:
+    def read(self, start: float, end: float | None, *, batch: int) -> Iterator[FrameBatch]:
+        """Frames with start <= t < end (end None: to the stream's end)."""
         fmt = "gray" if self.gray else "rgb24"
         ts: list[float] = []
         frames: list[np.ndarray] = []
@@ -133,9 +134,9 @@ class NvdecDecoder:
         self.height = int(meta.height)
         self.frames = len(self.dec)
 
-    def read(self, start: float, end: float, *, batch: int) -> Iterator[FrameBatch]:
+    def read(self, start: float, end: float | None, *, batch: int) -> Iterator[FrameBatch]:
         first = max(0, round(start * self.fps))
-        stop = min(self.frames, round(end * self.fps))
+        stop = self.frames if end is None else min(self.frames, round(end * self.fps))
         if first >= stop:
             return
         try:

@@ -168,17 +168,28 @@ class VideoReader:
         cc = self._stream.codec_context
         cc.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
         try:
-            target = int((start + self._t0) / tb) if start > 0 else int(self._t0 / tb)
-            self._container.seek(target, stream=self._stream, backward=True)
-            for frame in self._container.decode(self._stream):
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * tb) - self._t0
-                if t < start - half:
-                    continue
-                if end is not None and t >= end - half:
-                    break
-                yield t, frame.to_ndarray(format=fmt)
+            # Seek to the keyframe at or before `start`. Containers without an index (MPEG-TS) seek by bytes and may
+            # land after it: then decode from the beginning rather than lose frames.
+            for from_start in ((False, True) if start > 0 else (True,)):
+                if from_start:
+                    self._container.seek(0)
+                else:
+                    self._container.seek(int((start + self._t0) / tb), stream=self._stream, backward=True)
+                first = True
+                for frame in self._container.decode(self._stream):
+                    if frame.pts is None:
+                        continue
+                    t = float(frame.pts * tb) - self._t0
+                    if first and not from_start and t > start + half and not keyframes_only:
+                        break  # overshot: retry from the start
+                    first = False
+                    if t < start - half:
+                        continue
+                    if end is not None and t >= end - half:
+                        return
+                    yield t, frame.to_ndarray(format=fmt)
+                else:
+                    return
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.name}: decode failed ({exc})") from exc
         finally:

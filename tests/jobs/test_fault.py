@@ -9,8 +9,11 @@ import pytest
 
 from fusion.config import load_config
 from fusion.data.generate import ArchiveSpec, write_archive
+from jobs.audit import AuditConfig, audit
 from jobs.config import JobConfig
 from jobs.detect import main as run_job
+
+from .test_reliability import record
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -29,7 +32,8 @@ def test_node_loss_mid_run_is_survived(tmp_path):
         cfg = load_config(JobConfig, ROOT / "configs" / "job.yaml", [
             f"input.archive={tmp_path}/archive", f"output.path={tmp_path}/out", "chunk.seconds=2",
             "engine.size=[320,256]", f"engine.fused_model={ROOT}/models/mid_n.onnx", "modality.mode=fused",
-            "engine.threads=1", "cluster.actors=2", "cluster.gpus_per_actor=1", "cluster.cpus_per_actor=1"])
+            "engine.threads=1", "cluster.actors=2", "cluster.gpus_per_actor=1", "cluster.cpus_per_actor=1",
+            "cluster.memory_gb=1"])
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(run_job(cfg)), daemon=True)
         runner.start()
@@ -47,6 +51,9 @@ def test_node_loss_mid_run_is_survived(tmp_path):
         assert result["chunks_total"] == 6 and result["chunks_done"] == 6 and result["chunks_failed"] == 0
         assert len(list(frames.rglob("*.parquet"))) == 6
         assert len(list((tmp_path / "out" / "detections").rglob("*.parquet"))) == 6
+        rep = audit(str(tmp_path / "out"), AuditConfig())
+        assert rep["ok"] and rep["written_frames"] == rep["expected_frames"], rep["counts"]
+        record("node removed mid-run", rep)
     finally:
         ray.shutdown()
         cluster.shutdown()

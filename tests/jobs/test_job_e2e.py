@@ -132,8 +132,8 @@ def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoin
     from fusion.data.scene import Illumination, SceneConfig
     from jobs.actor import ChunkDetector
     from jobs.config import ModalityConfig
-    from jobs.plan import Chunk
     from jobs.modality import ModePolicy, brightness
+    from jobs.plan import Chunk
 
     paths = {k: str(tmp_path / f"v_{k}") for k in ("rgb.mp4", "ir.mp4", "gt.parquet")}
     write_clip(rgb_url=paths["rgb.mp4"], ir_url=paths["ir.mp4"], gt_url=paths["gt.parquet"], seed=5, seconds=8,

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.data.scene import SceneConfig, render_pair
 from fusion.data.letterbox import letterbox
+from fusion.data.scene import SceneConfig, render_pair
 from trt.detector import Detector
 from trt.runtime_onnx import OnnxRuntimeEngine
 from trt.runtime_torch import TorchEngine

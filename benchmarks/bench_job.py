@@ -1,0 +1,326 @@
+"""The job at decoder speed? One run on one GPU machine: archive → decode ceilings → engine ceiling → the real job.
+
+    python benchmarks/bench_job.py [out=benchmarks/results/bench_job.json work=/tmp/fusedet-bench pairs=10800]
+
+Stages, all in this one process and run, on the same archive:
+  generate  12 distinct paired clips (RGB 1280x1024 + IR 640x512, textured H.264 from the project's generator; half
+            day→night, half night→day), copied to `pairs` pairs, with a manifest.
+  decode    decode-only ceilings with the job's own decode + pairing code and no inference: NVDEC (1 and 2 processes,
+            `chunks_in_flight` chunk threads each, as the actors run them) and PyAV on the CPU (16 threads).
+  engine    engine-only ceiling: the fused model, torch fp16 + channels_last + torch.compile (CUDA graphs), inputs on
+            the GPU, batch `batch`.
+  job       the real job (`jobs.detect.main`, local Ray, configs/job_gpu.yaml with a local archive): fused with 1 and 2
+            actors on the GPU, adaptive with the best of those; GPU and NVDEC utilisation sampled by nvidia-smi.
+Results go to `out` after every stage (a run cut short keeps what it measured); a table is printed last.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class BenchJobConfig:
+    out: str = "benchmarks/results/bench_job.json"
+    work: str = "/tmp/fusedet-bench"  # local disk for the archive and the job outputs
+    pairs: int = 10800  # archive size in RGB-IR pairs (distinct clips copied)
+    clips: int = 12  # distinct rendered clips
+    seconds: float = 6.0  # per clip
+    rgb_size: tuple[int, int] = (1280, 1024)  # (W, H)
+    ir_size: tuple[int, int] = (640, 512)
+    batch: int = 32
+    chunk_seconds: float = 4.0
+    chunks_in_flight: int = 8  # per actor: 2 decoders each
+    actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU
+    pyav_pairs: int = 2400  # PyAV is slow: its ceiling is measured on a prefix of the archive
+    stages: tuple[str, ...] = ("generate", "decode", "engine", "job")
+    job_overrides: tuple[str, ...] = ()  # extra key=value for the job config (e.g. a CPU smoke run of this script)
+
+
+def _clip(args):
+    from fusion.data.generate import write_clip
+    from fusion.data.scene import Illumination, SceneConfig
+
+    k, cfg, folder = args
+    day, night = Illumination(0.9, 0.0, 0.3), Illumination(0.03, 0.0, 0.3)
+    write_clip(rgb_url=f"{folder}/c{k:02d}_rgb.mp4", ir_url=f"{folder}/c{k:02d}_ir.mp4",
+               gt_url=f"{folder}/c{k:02d}_gt.parquet", seed=5000 + k, seconds=cfg.seconds, fps=25,
+               config=SceneConfig(rgb_size=cfg.rgb_size, ir_size=cfg.ir_size, ir_shift=2.0, ir_scale=0.02),
+               light_from=day if k % 2 == 0 else night, light_to=night if k % 2 == 0 else day)
+    return k
+
+
+def generate(cfg: BenchJobConfig) -> dict:
+    t0 = time.perf_counter()
+    arch = Path(cfg.work) / "archive"
+    src = Path(cfg.work) / "clips"
+    shutil.rmtree(arch, ignore_errors=True)
+    src.mkdir(parents=True, exist_ok=True)
+    todo = [k for k in range(cfg.clips) if not (src / f"c{k:02d}_ir.mp4").exists()]
+    with ProcessPoolExecutor(min(len(todo) or 1, os.cpu_count() or 1)) as pool:
+        list(pool.map(_clip, [(k, cfg, str(src)) for k in todo]))
+    t_render = time.perf_counter() - t0
+    per_clip = round(cfg.seconds * 25)
+    copies = -(-cfg.pairs // per_clip)
+    rows = ["video_id,camera_id,rgb_uri,ir_uri,start_time"]
+    for i in range(copies):
+        k = i % cfg.clips
+        cam = f"cam{i % 8:02d}"
+        (arch / cam).mkdir(parents=True, exist_ok=True)
+        for m in ("rgb", "ir"):
+            shutil.copyfile(src / f"c{k:02d}_{m}.mp4", arch / cam / f"v{i:04d}_{m}.mp4")
+        rows.append(f"v{i:04d},{cam},{cam}/v{i:04d}_rgb.mp4,{cam}/v{i:04d}_ir.mp4,2026-06-01T{18 + i // 60:02d}:"
+                    f"{i % 60:02d}:00")
+    (arch / "manifest.csv").write_text("\n".join(rows) + "\n")
+    size = sum(p.stat().st_size for p in arch.rglob("*.mp4"))
+    return {"pairs": copies * per_clip, "videos": copies, "distinct_clips": cfg.clips,
+            "archive_MB": round(size / 2**20), "render_s": round(t_render, 1),
+            "total_s": round(time.perf_counter() - t0, 1)}
+
+
+def _chunks(cfg: BenchJobConfig, limit: int | None = None):
+    from jobs.config import InputConfig, RetryConfig
+    from jobs.manifest import list_pairs
+    from jobs.plan import plan_pair
+
+    pairs, _ = list_pairs(InputConfig(archive=str(Path(cfg.work) / "archive")), RetryConfig())
+    chunks = [c for p in pairs for c in plan_pair(p, cfg.chunk_seconds, {}, RetryConfig()).chunks]
+    out, n = [], 0
+    for c in chunks:
+        if limit is not None and n >= limit:
+            break
+        out.append(c)
+        n += c.end - c.first
+    return out
+
+
+def _decode_worker(args) -> int:
+    """Decode + pair chunks in `threads` threads (as one actor does, without inference) → pairs."""
+    import torch
+
+    from fusion.data.decode import open_decoder
+    from jobs.pipeline import PairCounts, pair_frames
+
+    chunks, backend, threads, batch = args
+    device = torch.device("cuda:0" if backend == "nvdec" else "cpu")
+
+    def one(c) -> int:
+        counts = PairCounts()
+        rgb = open_decoder(c.rgb_uri, backend=backend, gray=False, device=device)
+        ir = open_decoder(c.ir_uri, backend=backend, gray=True, device=device)
+        tol = 0.5 / c.fps
+        for _ in pair_frames(rgb.read(c.start_s, c.end_s, batch=batch), ir.read(c.start_s, c.end_s + tol, batch=batch),
+                             start=c.start_s, end=c.end_s, tol=tol, size=batch, counts=counts):
+            pass
+        rgb.close()
+        ir.close()
+        return counts.paired
+
+    with ThreadPoolExecutor(threads) as pool:
+        n = sum(pool.map(one, chunks))
+    if backend == "nvdec":
+        torch.cuda.synchronize()
+    return n
+
+
+def decode(cfg: BenchJobConfig) -> dict:
+    from fusion.data.decode import nvdec_available
+
+    res = {}
+    all_chunks = _chunks(cfg)
+    ctx = mp.get_context("spawn")
+    for procs in (1, 2) if not nvdec_available() else ():
+        parts = [all_chunks[i::procs] for i in range(procs)]
+        with ProcessPoolExecutor(procs, mp_context=ctx) as pool:
+            list(pool.map(_decode_worker, [(p[:2], "nvdec", 2, cfg.batch) for p in parts]))  # start-up, CUDA init
+            t0 = time.perf_counter()
+            n = sum(pool.map(_decode_worker, [(p, "nvdec", cfg.chunks_in_flight, cfg.batch) for p in parts]))
+            dt = time.perf_counter() - t0
+        res[f"nvdec_{procs}proc"] = {"pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1),
+                                     "threads_per_proc": cfg.chunks_in_flight}
+        _save(cfg, "decode", res)
+    sub = _chunks(cfg, cfg.pyav_pairs)
+    t0 = time.perf_counter()
+    n = _decode_worker((sub, "pyav", os.cpu_count() or 4, cfg.batch))
+    dt = time.perf_counter() - t0
+    res["pyav_cpu"] = {"pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1),
+                       "threads": os.cpu_count()}
+    return res
+
+
+def engine(cfg: BenchJobConfig) -> dict:
+    import numpy as np
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"not_run": "no CUDA GPU"}
+    from trt.engine import EngineSpec, load_engine
+
+    res = {}
+    for name in ("mid_n", "rgb_n", "ir_n"):
+        e = load_engine(EngineSpec(backend="torch", model=str(ROOT / "models" / f"{name}.pt"), precision="fp16",
+                                   size=(640, 512), max_batch=cfg.batch, compile=True, device="cuda:0"))
+        x = torch.rand(cfg.batch, 3, 512, 640, device="cuda", dtype=torch.float16)
+        y = torch.rand(cfg.batch, 1, 512, 640, device="cuda", dtype=torch.float16)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            e(x, y)
+        torch.cuda.synchronize()
+        compile_s = time.perf_counter() - t0
+        times = []
+        for _ in range(50):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            e(x, y)
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        p50 = float(np.median(times))
+        res[name] = {"batch": cfg.batch, "p50_ms": round(p50, 3), "pairs_per_s": round(cfg.batch / p50 * 1e3, 1),
+                     "compile_s": round(compile_s, 1)}
+        _save(cfg, "engine", res)
+    return res
+
+
+class GpuSampler:
+    """nvidia-smi every 250 ms: GPU (SM) and NVDEC utilisation, memory."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, ...]] = []
+        self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,utilization.decoder,memory.used",
+                                      "--format=csv,noheader,nounits", "-lms", "250"], stdout=subprocess.PIPE,
+                                     text=True)
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.samples.append((time.time(), *map(float, line.split(","))))
+            except ValueError:
+                continue
+
+    def stop(self, t_from: float, t_to: float) -> dict:
+        self.proc.terminate()
+        s = [x for x in self.samples if t_from <= x[0] <= t_to]
+        if not s:
+            return {}
+        return {"gpu_util_mean": round(sum(x[1] for x in s) / len(s), 1),
+                "nvdec_util_mean": round(sum(x[2] for x in s) / len(s), 1),
+                "memory_MB_max": max(x[3] for x in s), "samples": len(s)}
+
+
+def job(cfg: BenchJobConfig) -> dict:
+    import ray
+
+    from fusion.config import load_config
+    from jobs.config import JobConfig
+    from jobs.detect import main as run_job
+
+    res = {}
+    runs = [("fused", a) for a in cfg.actors]
+    for mode, actors in [*runs, ("adaptive", None)]:
+        if actors is None:  # adaptive with the best fused actor count
+            actors = max((r for r in res.values() if r.get("mode") == "fused"),
+                         key=lambda r: r["processing_pairs_per_s"])["actors"]
+        out = Path(cfg.work) / f"out_{mode}_{actors}"
+        shutil.rmtree(out, ignore_errors=True)
+        jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [
+            f"input.archive={cfg.work}/archive", f"output.path={out}", "cluster.address=", "cluster.local_gpus=1",
+            f"cluster.actors={actors}", f"cluster.gpus_per_actor={1 / actors}", f"cluster.cpus_per_actor={8 / actors}",
+            f"cluster.chunks_in_flight={cfg.chunks_in_flight}", f"chunk.seconds={cfg.chunk_seconds}",
+            f"engine.batch={cfg.batch}", f"modality.mode={mode}", *cfg.job_overrides])
+        sampler = GpuSampler()
+        t0 = time.time()
+        result = run_job(jc)
+        t1 = time.time()
+        ray.shutdown()
+        st = [s for s in result["status"] if s["status"] in ("done", "partial")]
+        first, last = min(s["t_start"] for s in st), max(s["t_end"] for s in st)
+        busy = {}
+        for s in st:
+            busy[s["pid"]] = max(busy.get(s["pid"], 0.0), s["engine_busy_s"])
+        frames = sum(s["frames"] for s in st)
+        res[f"{mode}_{actors}actor"] = {
+            "mode": mode, "actors": actors, "pairs": frames, "chunks": len(st), "failed": result["chunks_failed"],
+            "wall_s": round(t1 - t0, 1), "wall_pairs_per_s": round(frames / (t1 - t0), 1),
+            "plan_s": round(result["plan_seconds"], 2), "startup_s": round(first - t0, 1),
+            "processing_s": round(last - first, 2), "processing_pairs_per_s": round(frames / (last - first), 1),
+            "chunk_decode_s_sum": round(sum(s["decode_s"] for s in st), 1),
+            "chunk_engine_wait_s_sum": round(sum(s["engine_wait_s"] for s in st), 1),
+            "chunk_write_s_sum": round(sum(s["write_s"] for s in st), 1),
+            "engine_busy_s": round(sum(busy.values()), 2), "decoder": st[0]["decoder"],
+            "modes": _modes(st), **sampler.stop(first, last)}
+        _save(cfg, "job", res)
+    return res
+
+
+def _modes(st: list[dict]) -> dict:
+    out: dict[str, int] = {}
+    for s in st:
+        for part in filter(None, s["modes"].split(",")):
+            m, n = part.split(":")
+            out[m] = out.get(m, 0) + int(n)
+    return out
+
+
+RESULT: dict = {}
+
+
+def _save(cfg: BenchJobConfig, stage: str, value: dict) -> None:
+    RESULT[stage] = value
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(cfg.out).write_text(json.dumps(RESULT, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fusion.config import cli_main, parse_args
+
+    def run(args: list[str]) -> int:
+        _, cfg = parse_args(BenchJobConfig, args)
+        import torch
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+        RESULT["machine"] = {"gpu": gpu, "cpus": os.cpu_count(), "torch": torch.__version__, "config": asdict(cfg),
+                             "command": "python benchmarks/bench_job.py " + " ".join(args)}
+        stages = {"generate": generate, "decode": decode, "engine": engine, "job": job}
+        for name in cfg.stages:
+            t0 = time.perf_counter()
+            _save(cfg, name, stages[name](cfg))
+            print(f"[{name}] {time.perf_counter() - t0:.0f} s: {json.dumps(RESULT[name])}", flush=True)
+        print(table(RESULT))
+        return 0
+
+    return cli_main(run, argv, doc=__doc__)
+
+
+def table(r: dict) -> str:
+    lines = [f"{'what':44} {'pairs/s':>9}  notes"]
+    for k, v in r.get("decode", {}).items():
+        lines.append(f"{'decode only ' + k:44} {v['pairs_per_s']:9.1f}  {v['pairs']} pairs")
+    for k, v in r.get("engine", {}).items():
+        if not isinstance(v, dict):
+            continue
+        lines.append(f"{'engine only ' + k + ' (torch fp16 compile)':44} {v['pairs_per_s']:9.1f}  b{v['batch']}")
+    for k, v in r.get("job", {}).items():
+        lines.append(f"{'job ' + k + ' (processing)':44} {v['processing_pairs_per_s']:9.1f}  wall "
+                     f"{v['wall_pairs_per_s']} pairs/s incl. {v['startup_s']} s start-up; GPU "
+                     f"{v.get('gpu_util_mean')}%, NVDEC {v.get('nvdec_util_mean')}%")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The actor's moving parts without Ray: pairing by time (with counts of what was dropped), the engine thread that
+merges requests from concurrent chunks, and the batched NMS both use."""
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.data.decode import FrameBatch
+from jobs.pipeline import BatchRunner, PairCounts, pair_frames
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stream(times, shape=(3, 4, 4), batch=4, value=None):
+    times = list(times)
+    for i in range(0, len(times), batch):
+        t = np.asarray(times[i:i + batch])
+        data = torch.stack([torch.full(shape, round(x * 100) % 256 if value is None else value, dtype=torch.uint8)
+                            for x in t])
+        yield FrameBatch(t, data)
+
+
+def _pair(rgb, ir, *, start=0.0, end=4.0, tol=0.02, size=8):
+    counts = PairCounts()
+    pieces = list(pair_frames(rgb, ir, start=start, end=end, tol=tol, size=size, counts=counts))
+    return pieces, counts
+
+
+@pytest.mark.parametrize(("ir_times", "paired", "unpaired_rgb", "unpaired_ir"), [
+    (np.arange(100) / 25, 100, 0, 0),  # same clock
+    (np.arange(40) / 10, 40, 60, 0),  # IR at 10 fps: every IR frame pairs once, 60 RGB frames have no partner
+    (np.arange(25, 100) / 25, 75, 25, 0),  # IR starts 1 s late (in the archive's own timeline)
+    (np.arange(75) / 25, 75, 25, 0),  # IR 1 s shorter
+    (np.arange(100) / 25 + 0.01, 100, 0, 0),  # a 10 ms skew is within half a frame
+])
+def test_pairing_counts_what_it_drops(ir_times, paired, unpaired_rgb, unpaired_ir):
+    pieces, c = _pair(_stream(np.arange(100) / 25), _stream(ir_times, shape=(1, 2, 2)))
+    assert (c.paired, c.unpaired_rgb, c.unpaired_ir, c.rgb) == (paired, unpaired_rgb, unpaired_ir, 100)
+    assert sum(len(p.t) for p in pieces) == paired and all(len(p.t) <= 8 for p in pieces)
+    for p in pieces:  # each RGB frame carries the IR frame nearest in time
+        assert p.rgb.shape[1:] == (3, 4, 4) and p.ir.shape[1:] == (1, 2, 2)
+
+
+def test_pieces_split_where_the_resolution_changes_and_repeated_timestamps_are_dropped():
+    def rgb():
+        yield from _stream(np.arange(10) / 25, shape=(3, 4, 4))
+        yield from _stream([0.36], shape=(3, 4, 4))  # repeated timestamp
+        yield from _stream(np.arange(10, 20) / 25, shape=(3, 6, 6))
+
+    pieces, c = _pair(rgb(), _stream(np.arange(20) / 25, shape=(1, 2, 2)), size=32)
+    assert [p.rgb.shape[-1] for p in pieces] == [4, 6] and c.paired == 20 and c.out_of_order == 1
+
+
+class _Echo:
+    """A stand-in engine that tags each frame's single detection with the frame's mean value."""
+
+    name, precision, device, input_size, max_batch, fixed_batch = "echo", "fp32", torch.device("cpu"), None, 8, True
+    dtype, classes = torch.float32, ("person", "vehicle")
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, rgb, ir):
+        self.calls.append(len(rgb))
+        b, _, h, w = rgb.shape
+        pred = torch.zeros(b, 6, 1)
+        pred[:, 0:4, 0] = torch.tensor([w / 2, h / 2, 4.0, 4.0])
+        pred[:, 4, 0] = rgb.mean((1, 2, 3)) * 0.5 + 0.5  # score encodes the frame
+        return (pred,)
+
+
+def test_runner_merges_concurrent_requests_into_full_padded_batches_and_routes_results_back():
+    from trt.detector import Detector
+
+    engine = _Echo()
+    runner = BatchRunner({"fused": Detector(engine, size=(32, 32))}, batch=8, wait_s=0.05)
+    warm = len(engine.calls)  # compiled engines are warmed up (graphs captured) before the first chunk
+    results = {}
+
+    def chunk(k):
+        x = torch.full((3, 3, 32, 32), k / 10)
+        results[k] = runner.submit("fused", x, torch.zeros(3, 1, 32, 32)).result()
+
+    threads = [threading.Thread(target=chunk, args=(k,)) for k in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    runner.close()
+    for k, rows in results.items():
+        assert rows[:, 0].tolist() == [0, 1, 2]  # frame indices local to the request
+        np.testing.assert_allclose(rows[:, 5], k / 20 + 0.5, atol=1e-6)
+    assert all(n == 8 for n in engine.calls)  # always the fixed batch (warm-up included): CUDA graphs replay
+    assert warm >= 1 and len(engine.calls) - warm <= 2  # 12 frames of 4 chunks in two batches, not four
+
+
+def test_runner_failure_fails_only_the_requests_in_that_batch():
+    from trt.detector import Detector
+
+    class Boom(_Echo):
+        def __call__(self, rgb, ir):
+            if rgb.max() > 0.5:
+                raise RuntimeError("CUDA error: out of memory")
+            return super().__call__(rgb, ir)
+
+    runner = BatchRunner({"fused": Detector(Boom(), size=(32, 32))}, batch=8, wait_s=0)
+    bad = runner.submit("fused", torch.ones(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        bad.result()
+    good = runner.submit("fused", torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))
+    assert len(good.result()) == 2
+    runner.close()
+
+
+def test_batched_nms_equals_ultralytics_per_image_nms():
+    from ultralytics.utils.nms import non_max_suppression
+
+    from fusion.models.postprocess import nms
+
+    g = torch.Generator().manual_seed(0)
+    for max_det in (300, 5):
+        xy, wh = torch.rand(4, 2, 800, generator=g) * 600, torch.rand(4, 2, 800, generator=g) * 80 + 4
+        pred = torch.cat([xy, wh, torch.rand(4, 3, 800, generator=g) ** 3], 1)
+        want = non_max_suppression(pred, conf_thres=0.25, iou_thres=0.6, max_det=max_det)
+        got = nms(pred, conf=0.25, iou=0.6, max_det=max_det)
+        for a, b in zip(want, got, strict=True):
+            torch.testing.assert_close(a, b)
