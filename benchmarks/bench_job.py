@@ -9,6 +9,8 @@ Stages, all in this one process and run, on the same archive:
             `chunks_in_flight` chunk threads each, as the actors run them) and PyAV on the CPU (16 threads).
   engine    engine-only ceiling: the fused model, torch fp16 + channels_last + torch.compile (CUDA graphs), inputs on
             the GPU, batch `batch`.
+  actor     the actor's own code without Ray: one ChunkDetector in this process, all chunks through it with N chunk
+            threads (as Ray's threaded actor runs them), for each N in `actor_in_flight`; py-spy samples it if asked.
   job       the real job (`jobs.detect.main`, local Ray, configs/job_gpu.yaml with a local archive): fused with 1 and 2
             actors on the GPU, adaptive with the best of those; GPU and NVDEC utilisation sampled by nvidia-smi.
 Results go to `out` after every stage (a run cut short keeps what it measured); a table is printed last.
@@ -45,8 +47,11 @@ class BenchJobConfig:
     chunk_seconds: float = 4.0
     chunks_in_flight: int = 8  # per actor: 2 decoders each
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU
-    pyav_pairs: int = 2400  # PyAV is slow: its ceiling is measured on a prefix of the archive
-    stages: tuple[str, ...] = ("generate", "decode", "engine", "job")
+    pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
+    engines: tuple[str, ...] = ("mid_n",)  # models timed in the engine stage (rgb_n, ir_n: the adaptive engines)
+    actor_in_flight: tuple[int, ...] = (4, 8)  # actor stage: chunks in flight per actor, one variant each
+    profile: str = ""  # a folder: py-spy profiles of the actor stage (GIL holders; all threads) land there
+    stages: tuple[str, ...] = ("generate", "decode", "engine", "actor", "job")
     job_overrides: tuple[str, ...] = ()  # extra key=value for the job config (e.g. a CPU smoke run of this script)
 
 
@@ -107,20 +112,27 @@ def _chunks(cfg: BenchJobConfig, limit: int | None = None):
     return out
 
 
+_POOL = None
+
+
 def _decode_worker(args) -> int:
     """Decode + pair chunks in `threads` threads (as one actor does, without inference) → pairs."""
     import torch
 
-    from fusion.data.decode import open_decoder
+    from fusion.data.decode import NvdecPool, open_decoder
     from jobs.pipeline import PairCounts, pair_frames
 
     chunks, backend, threads, batch = args
     device = torch.device("cuda:0" if backend == "nvdec" else "cpu")
+    global _POOL
+    if backend == "nvdec" and _POOL is None:
+        _POOL = NvdecPool(device)  # as an actor does: sessions re-pointed at each file, not recreated
+    pool = _POOL if backend == "nvdec" else None
 
     def one(c) -> int:
         counts = PairCounts()
-        rgb = open_decoder(c.rgb_uri, backend=backend, gray=False, device=device)
-        ir = open_decoder(c.ir_uri, backend=backend, gray=True, device=device)
+        rgb = open_decoder(c.rgb_uri, backend=backend, gray=False, device=device, pool=pool)
+        ir = open_decoder(c.ir_uri, backend=backend, gray=True, device=device, pool=pool)
         tol = 0.5 / c.fps
         for _ in pair_frames(rgb.read(c.start_s, c.end_s, batch=batch), ir.read(c.start_s, c.end_s + tol, batch=batch),
                              start=c.start_s, end=c.end_s, tol=tol, size=batch, counts=counts):
@@ -129,8 +141,8 @@ def _decode_worker(args) -> int:
         ir.close()
         return counts.paired
 
-    with ThreadPoolExecutor(threads) as pool:
-        n = sum(pool.map(one, chunks))
+    with ThreadPoolExecutor(threads) as workers:
+        n = sum(workers.map(one, chunks))
     if backend == "nvdec":
         torch.cuda.synchronize()
     return n
@@ -162,6 +174,12 @@ def decode(cfg: BenchJobConfig) -> dict:
 
 
 def engine(cfg: BenchJobConfig) -> dict:
+    """In a fresh process: compiled graphs are per process and thread (the actor stage compiles its own)."""
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_engine, cfg).result()
+
+
+def _engine(cfg: BenchJobConfig) -> dict:
     import numpy as np
     import torch
 
@@ -170,7 +188,7 @@ def engine(cfg: BenchJobConfig) -> dict:
     from trt.engine import EngineSpec, load_engine
 
     res = {}
-    for name in ("mid_n", "rgb_n", "ir_n"):
+    for name in cfg.engines:
         e = load_engine(EngineSpec(backend="torch", model=str(ROOT / "models" / f"{name}.pt"), precision="fp16",
                                    size=(640, 512), max_batch=cfg.batch, compile=True, device="cuda:0"))
         x = torch.rand(cfg.batch, 3, 512, 640, device="cuda", dtype=torch.float16)
@@ -191,8 +209,62 @@ def engine(cfg: BenchJobConfig) -> dict:
         p50 = float(np.median(times))
         res[name] = {"batch": cfg.batch, "p50_ms": round(p50, 3), "pairs_per_s": round(cfg.batch / p50 * 1e3, 1),
                      "compile_s": round(compile_s, 1)}
-        _save(cfg, "engine", res)
     return res
+
+
+def actor(cfg: BenchJobConfig) -> dict:
+    """Each variant in a fresh process, as each Ray actor is one (compiled graphs belong to one engine thread)."""
+    res = {}
+    for n in cfg.actor_in_flight:
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+            res[f"inflight{n}"] = pool.submit(_actor_variant, cfg, n).result()
+        _save(cfg, "actor", res)
+    return res
+
+
+def _actor_variant(cfg: BenchJobConfig, n: int) -> dict:
+    from fusion.config import load_config, to_dict
+    from jobs.actor import ChunkDetector
+    from jobs.config import JobConfig
+
+    chunks = _chunks(cfg)
+    out = Path(cfg.work) / f"out_actor_{n}"
+    shutil.rmtree(out, ignore_errors=True)
+    jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [
+        f"input.archive={cfg.work}/archive", f"output.path={out}", "cluster.address=", "cluster.min_actors=0",
+        f"cluster.chunks_in_flight={n}", f"engine.batch={cfg.batch}", *cfg.job_overrides])
+    t0 = time.perf_counter()
+    a = ChunkDetector(cfg=to_dict(jc), run_id="bench")
+    init_s = time.perf_counter() - t0
+    spy = _py_spy(cfg, f"actor_inflight{n}") if cfg.profile else []
+    sampler = GpuSampler()
+    t0 = time.perf_counter()
+    w0 = time.time()
+    with ThreadPoolExecutor(n) as pool:
+        rows = list(pool.map(a.process, chunks))
+    dt = time.perf_counter() - t0
+    gpu = sampler.stop(w0, time.time())
+    for proc in spy:
+        proc.wait(timeout=60)
+    a.runner.close()
+    frames = sum(r["frames"] for r in rows)
+    return {"pairs": frames, "failed": sum(r["status"] == "failed" for r in rows), "init_s": round(init_s, 1),
+            "seconds": round(dt, 2), "pairs_per_s": round(frames / dt, 1), "engine_busy_s": round(a.runner.busy_s, 2),
+            "engine_batches": a.runner.batches, "decode_wait_s_sum": round(sum(r["decode_s"] for r in rows), 1),
+            "engine_wait_s_sum": round(sum(r["engine_wait_s"] for r in rows), 1),
+            "errors": sorted({r["reason"][:200] for r in rows if r["status"] == "failed"})[:3], **gpu}
+
+
+def _py_spy(cfg: BenchJobConfig, name: str) -> list[subprocess.Popen]:
+    """py-spy on this process for 8 s: who holds the GIL (--gil), and where every thread is (--idle)."""
+    exe = shutil.which("py-spy")
+    if not exe:
+        return []
+    Path(cfg.profile).mkdir(parents=True, exist_ok=True)
+    common = [exe, "record", "--pid", str(os.getpid()), "--duration", "8", "--rate", "200", "--format", "raw",
+              "--nonblocking"]
+    return [subprocess.Popen([*common, "--gil", "-o", f"{cfg.profile}/{name}_gil.txt"]),
+            subprocess.Popen([*common, "--idle", "--threads", "-o", f"{cfg.profile}/{name}_threads.txt"])]
 
 
 class GpuSampler:
@@ -200,6 +272,9 @@ class GpuSampler:
 
     def __init__(self):
         self.samples: list[tuple[float, ...]] = []
+        self.proc = None
+        if not shutil.which("nvidia-smi"):
+            return
         self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,utilization.decoder,memory.used",
                                       "--format=csv,noheader,nounits", "-lms", "250"], stdout=subprocess.PIPE,
                                      text=True)
@@ -214,6 +289,8 @@ class GpuSampler:
                 continue
 
     def stop(self, t_from: float, t_to: float) -> dict:
+        if self.proc is None:
+            return {}
         self.proc.terminate()
         s = [x for x in self.samples if t_from <= x[0] <= t_to]
         if not s:
@@ -240,6 +317,7 @@ def job(cfg: BenchJobConfig) -> dict:
         shutil.rmtree(out, ignore_errors=True)
         jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [
             f"input.archive={cfg.work}/archive", f"output.path={out}", "cluster.address=", "cluster.local_gpus=1",
+            "cluster.min_actors=0",
             f"cluster.actors={actors}", f"cluster.gpus_per_actor={1 / actors}", f"cluster.cpus_per_actor={8 / actors}",
             f"cluster.chunks_in_flight={cfg.chunks_in_flight}", f"chunk.seconds={cfg.chunk_seconds}",
             f"engine.batch={cfg.batch}", f"modality.mode={mode}", *cfg.job_overrides])
@@ -296,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
         RESULT["machine"] = {"gpu": gpu, "cpus": os.cpu_count(), "torch": torch.__version__, "config": asdict(cfg),
                              "command": "python benchmarks/bench_job.py " + " ".join(args)}
-        stages = {"generate": generate, "decode": decode, "engine": engine, "job": job}
+        stages = {"generate": generate, "decode": decode, "engine": engine, "actor": actor, "job": job}
         for name in cfg.stages:
             t0 = time.perf_counter()
             _save(cfg, name, stages[name](cfg))
@@ -315,6 +393,9 @@ def table(r: dict) -> str:
         if not isinstance(v, dict):
             continue
         lines.append(f"{'engine only ' + k + ' (torch fp16 compile)':44} {v['pairs_per_s']:9.1f}  b{v['batch']}")
+    for k, v in r.get("actor", {}).items():
+        lines.append(f"{'actor without Ray ' + k:44} {v['pairs_per_s']:9.1f}  engine busy {v['engine_busy_s']} s of "
+                     f"{v['seconds']} s; GPU {v.get('gpu_util_mean')}%, NVDEC {v.get('nvdec_util_mean')}%")
     for k, v in r.get("job", {}).items():
         lines.append(f"{'job ' + k + ' (processing)':44} {v['processing_pairs_per_s']:9.1f}  wall "
                      f"{v['wall_pairs_per_s']} pairs/s incl. {v['startup_s']} s start-up; GPU "

@@ -123,7 +123,12 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""  # `key=` means the empty string
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""  # `key=` means the empty string
+        except yaml.YAMLError as exc:
+            problem = str(getattr(exc, "problem", "") or exc).splitlines()[0]
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem}); quote lists of "
+                              "strings, e.g. 'key=[\"a=1\", \"b\"]'") from exc
     return out
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import torch
 
 from fusion.config import from_dict
-from fusion.data.decode import open_decoder, resolve_backend
+from fusion.data.decode import NvdecPool, open_decoder, resolve_backend
 from fusion.data.letterbox import Letterbox
 from fusion.data.video import VideoError, VideoReader
 from jobs import schema
@@ -47,14 +47,16 @@ def resolve_model(path: str) -> str:
     return str(candidate) if candidate.exists() or candidate.with_suffix(".pt").exists() else path
 
 
-def engine_specs(cfg: JobConfig, device: str) -> dict[str, EngineSpec]:
-    """mode → the engine description of its model (one per mode the policy can choose)."""
+def engine_specs(cfg: JobConfig, device: str, *, resolve: bool = True) -> dict[str, EngineSpec]:
+    """mode → the engine description of its model (one per mode the policy can choose); `resolve` turns
+    backend=auto into the backend that runs on `device`."""
     e = cfg.engine
     modes = ("rgb", "fused", "ir") if cfg.modality.mode == "adaptive" else (cfg.modality.mode,)
     models = {"fused": e.fused_model, "rgb": e.rgb_model, "ir": e.ir_model}
-    return {m: EngineSpec(backend=e.backend, model=resolve_model(models[m]), precision=e.precision,
+    specs = {m: EngineSpec(backend=e.backend, model=resolve_model(models[m]), precision=e.precision,
                           size=e.rgb_size if m == "rgb" else e.size, max_batch=e.batch, compile=e.compile,
-                          device=device, threads=e.threads, cache_dir=e.engine_cache).resolved() for m in modes}
+                          device=device, threads=e.threads, cache_dir=e.engine_cache) for m in modes}
+    return {m: s.resolved() for m, s in specs.items()} if resolve else specs
 
 
 class ChunkFailed(Exception):
@@ -90,6 +92,7 @@ class ChunkDetector:
         self.classes = self.detectors[next(iter(self.detectors))].classes
         self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * self.cfg.cluster.chunks_in_flight + 2)
         self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
+        self.nvdec_pool = NvdecPool(self.device) if self.decoder == "nvdec" else None
         log.info("actor %d: engines %s on %s; decode %s (%s)", os.getpid(),
                  {m: d.engine.name for m, d in self.detectors.items()}, device, self.decoder, why)
         fs, base = filesystem(self.cfg.output.path, self.cfg.output.storage_options)
@@ -218,7 +221,8 @@ class ChunkDetector:
         so, policy = self.cfg.input.storage_options, self.cfg.storage
         try:
             return with_retry(lambda: open_decoder(uri, backend=self.decoder, gray=gray, device=self.device,
-                                                   storage_options=so, threads=self.cfg.decode.threads),
+                                                   storage_options=so, threads=self.cfg.decode.threads,
+                                                   pool=self.nvdec_pool),
                               what=f"open {uri}", policy=policy)
         except VideoError as exc:
             raise ChunkFailed("VideoError", uri, str(exc)) from exc

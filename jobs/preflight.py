@@ -17,26 +17,31 @@ class PreflightError(ValueError):
     """The job cannot start; the message is one line naming the key, file or URL."""
 
 
-def model_classes(path: str, backend: str) -> tuple[str, ...]:
-    """Class names a model carries, read without building an engine."""
+def _files(model: str, backend: str) -> list[Path]:
+    """The model files the backend may load (auto: the actor picks TensorRT, torch or ONNX Runtime by its device,
+    which the driver cannot see, so either file will do)."""
     if backend == "torch":
+        return [sibling(model, ".pt")]
+    if backend == "onnxruntime":
+        return [sibling(model, ".onnx")]
+    return [sibling(model, ".onnx"), sibling(model, ".pt")]  # tensorrt can export fp16 from the checkpoint
+
+
+def model_classes(path: Path) -> tuple[str, ...]:
+    """Class names a model file carries, read without building an engine."""
+    if path.suffix == ".pt":
         from fusion.checkpoint import CheckpointError, load_checkpoint
 
         try:
-            return tuple(load_checkpoint(sibling(path, ".pt"))[1].class_names)
+            return tuple(load_checkpoint(path)[1].class_names)
         except CheckpointError as exc:
             raise PreflightError(str(exc)) from exc
     from trt.export import read_metadata
 
-    onnx = sibling(path, ".onnx")
-    if not onnx.exists() and backend == "tensorrt" and sibling(path, ".pt").exists():
-        return model_classes(path, "torch")
     try:
-        meta = read_metadata(onnx)
-    except FileNotFoundError as exc:
-        raise PreflightError(f"{onnx}: model not found") from exc
+        meta = read_metadata(path)
     except Exception as exc:  # onnx raises DecodeError / ValidationError for a corrupt file
-        raise PreflightError(f"{onnx}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
+        raise PreflightError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
     return tuple(meta.get("model_config", {}).get("class_names", ()))
 
 
@@ -44,16 +49,19 @@ def check_models(cfg: JobConfig) -> tuple[str, ...]:
     """Every model the policy may use exists and loads; all carry the same class list (the output's names)."""
     keys = {"fused": "engine.fused_model", "rgb": "engine.rgb_model", "ir": "engine.ir_model"}
     found: dict[str, tuple[str, ...]] = {}
-    for mode, spec in engine_specs(cfg, "cpu").items():
-        want = ".pt" if spec.backend == "torch" else ".onnx"
-        if not sibling(spec.model, want).exists() and not (spec.backend == "tensorrt"
-                                                           and sibling(spec.model, ".pt").exists()):
-            raise PreflightError(f"{keys[mode]}={getattr(cfg.engine, keys[mode].split('.')[1])}: "
-                                 f"{sibling(spec.model, want)} not found")
-        classes = model_classes(spec.model, spec.backend)
-        if not classes:
-            raise PreflightError(f"{keys[mode]}: {Path(spec.model).name} carries no class names (re-export it)")
-        found[mode] = classes
+    for mode, spec in engine_specs(cfg, "cpu", resolve=False).items():
+        files = [f for f in _files(spec.model, spec.backend) if f.exists()]
+        given = getattr(cfg.engine, keys[mode].split(".")[1])
+        if not files:
+            raise PreflightError(f"{keys[mode]}={given}: no model file "
+                                 f"({' or '.join(str(f) for f in _files(spec.model, spec.backend))})")
+        for f in files:
+            classes = model_classes(f)
+            if not classes:
+                raise PreflightError(f"{keys[mode]}={given}: {f.name} carries no class names (re-export it)")
+            if found.setdefault(mode, classes) != classes:
+                raise PreflightError(f"{keys[mode]}={given}: {f.name} has classes {list(classes)}, its sibling "
+                                     f"{list(found[mode])}")
     first_mode, first = next(iter(found.items()))
     for mode, classes in found.items():
         if classes != first:

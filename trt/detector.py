@@ -58,8 +58,8 @@ class Detector:
             if self.engine.fixed_batch and m < step:  # pad: the captured graph has one shape
                 xb = torch.cat([xb, xb.new_zeros((step - m, *xb.shape[1:]))])
                 yb = torch.cat([yb, yb.new_zeros((step - m, *yb.shape[1:]))])
-            flat = postprocess_flat(self.engine(xb, yb), conf=self.conf, iou=self.iou, size=self.size)
-            flat = flat[flat[:, 0] < m]  # detections on padding frames are dropped
+            outs = tuple(o[:m] for o in self.engine(xb, yb))  # padding frames never reach NMS
+            flat = postprocess_flat(outs, conf=self.conf, iou=self.iou, size=self.size)
             flat[:, 0] += i
             parts.append(flat)
         return torch.cat(parts) if parts else torch.zeros((0, 7), device=self.device)

@@ -35,10 +35,16 @@ class TorchEngine:
         self.max_batch = max_batch
         self.fixed_batch = compile  # one captured CUDA graph: every call carries max_batch (callers pad)
 
+    def _canonical(self, x: torch.Tensor) -> torch.Tensor:
+        """A fresh tensor with the canonical strides of its shape and memory format. Tensors with a size-1 dimension
+        (the IR input, (B, 1, H, W)) are "contiguous" under several stride patterns; a compiled graph guards on
+        strides, so without this every new pattern would recompile it (seconds of work, holding the GIL)."""
+        out = torch.empty(x.shape, dtype=self.dtype, device=self.device, memory_format=self.memory_format)
+        return out.copy_(x)
+
     @torch.inference_mode()
     def __call__(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        rgb = rgb.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-        ir = ir.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        rgb, ir = self._canonical(rgb), self._canonical(ir)
         out = self.model(rgb, ir)
         outs = out if isinstance(out, tuple) else (out,)
         return tuple(o.float().clone() for o in outs)  # clone: CUDA-graph outputs are overwritten by the next call

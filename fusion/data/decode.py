@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -67,8 +68,11 @@ def resolve_backend(requested: Literal["auto", "pyav", "nvdec"], device: torch.d
 
 
 def open_decoder(uri: str, *, backend: Backend, gray: bool, device: torch.device,
-                 storage_options: dict | None = None, threads: int = 0) -> Decoder:
+                 storage_options: dict | None = None, threads: int = 0, pool: NvdecPool | None = None) -> Decoder:
+    """A decoder for `uri`; NVDEC decoders come from `pool` (re-pointed at the new file) when one is given."""
     if backend == "nvdec":
+        if pool is not None:
+            return pool.open(uri, gray=gray, storage_options=storage_options)
         return NvdecDecoder(uri, gray=gray, device=device, storage_options=storage_options)
     return PyAVDecoder(uri, gray=gray, pin=device.type == "cuda", storage_options=storage_options, threads=threads)
 
@@ -113,22 +117,39 @@ class NvdecDecoder:
 
     backend = "nvdec"
 
-    def __init__(self, uri: str, *, gray: bool, device: torch.device, storage_options: dict | None):
+    def __init__(self, uri: str, *, gray: bool, device: torch.device, storage_options: dict | None,
+                 pool: NvdecPool | None = None):
         import PyNvVideoCodec as nvc
 
-        self.uri, self.gray, self.device = uri, gray, device
+        self.gray, self.device, self.pool = gray, device, pool
+        self.dec = None
+        self._file = None
+        self._color = nvc.OutputColorType.NATIVE if gray else nvc.OutputColorType.RGBP
+        self.point_at(uri, storage_options)
+
+    def point_at(self, uri: str, storage_options: dict | None) -> None:
+        """Open `uri`: a new NVDEC session the first time, the same session re-pointed afterwards (creating a
+        session costs far more than decoding a chunk)."""
+        import PyNvVideoCodec as nvc
+
+        self.uri = uri
         fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
         local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-        self._file = None if local else fs.open(path, "rb")  # object storage: ranged reads on demand
-        color = nvc.OutputColorType.NATIVE if gray else nvc.OutputColorType.RGBP
         try:
             if local and not os.path.exists(path):
                 raise FileNotFoundError(path)
-            self.dec = nvc.SimpleDecoder(path if local else self._file, gpu_id=device.index or 0,
-                                         use_device_memory=True, output_color_type=color)
+            if self.dec is not None and local:
+                self.dec.reconfigure_decoder(path)
+            else:
+                self._file = None if local else fs.open(path, "rb")  # object storage: ranged reads on demand
+                # One cached decoder per session: the library's default keeps four (GPU memory for nothing here).
+                self.dec = nvc.SimpleDecoder(path if local else self._file, gpu_id=self.device.index or 0,
+                                             use_device_memory=True, output_color_type=self._color,
+                                             decoder_cache_size=1)
             meta = self.dec.get_stream_metadata()
         except Exception as exc:  # the library raises its own exception types (PyNvVCException, RuntimeError)
-            self.close()
+            self.dec = None
+            self._release_file()
             raise VideoError(f"{uri}: NVDEC cannot open it ({type(exc).__name__}: {exc})") from exc
         self.fps = float(meta.average_fps or 25.0)
         self.height = int(meta.height)
@@ -161,7 +182,39 @@ class NvdecDecoder:
             raise VideoError(f"{self.uri}: NVDEC decode failed near frame {first} ({type(exc).__name__}: {exc})"
                              ) from exc
 
-    def close(self) -> None:
-        self.dec = None
+    def _release_file(self) -> None:
         if self._file is not None:
             self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        self._release_file()
+        if self.pool is not None and self.dec is not None:
+            self.pool.release(self)
+        else:
+            self.dec = None
+
+
+class NvdecPool:
+    """Idle NVDEC sessions of one actor, re-pointed at the next file instead of being created anew (a thread takes
+    one, decodes its chunk, gives it back). Object-storage sources get their own session: re-pointing takes a path."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._idle: dict[bool, list[NvdecDecoder]] = {False: [], True: []}
+        self._lock = threading.Lock()
+
+    def open(self, uri: str, *, gray: bool, storage_options: dict | None) -> NvdecDecoder:
+        with self._lock:
+            dec = self._idle[gray].pop() if self._idle[gray] else None
+        if dec is None:
+            return NvdecDecoder(uri, gray=gray, device=self.device, storage_options=storage_options, pool=self)
+        try:
+            dec.point_at(uri, storage_options)
+        except VideoError:
+            raise  # the session is dropped with the bad file
+        return dec
+
+    def release(self, dec: NvdecDecoder) -> None:
+        with self._lock:
+            self._idle[dec.gray].append(dec)

@@ -96,3 +96,24 @@ def test_nvdec_frames_and_detections_match_pyav(tmp_path):
         if len(a):
             iou = box_iou(torch.from_numpy(a[:, 1:5]), torch.from_numpy(b[:, 1:5])) if len(b) else torch.zeros(1, 1)
             assert (iou.max(1).values >= 0.9).all(), (i, a, b)
+
+
+@pytest.mark.gpu
+@needs_nvdec
+def test_nvdec_pool_repoints_one_session_at_the_next_file(tmp_path):
+    from fusion.data.decode import NvdecPool
+
+    cuda = torch.device("cuda:0")
+    paths = [_clip(tmp_path / f"{k}.mp4", n=30, size=(640, 512)) for k in range(2)]
+    pool = NvdecPool(cuda)
+    sessions = []
+    for p in paths:
+        dec = open_decoder(p, backend="nvdec", gray=False, device=cuda, pool=pool)
+        sessions.append(id(dec.dec))
+        got = torch.cat([b.data for b in dec.read(0.4, 1.0, batch=8)])
+        dec.close()
+        ref = torch.cat([b.data for b in open_decoder(p, backend="pyav", gray=False, device=cuda).read(
+            0.4, 1.0, batch=8)]).to(cuda)
+        assert got.shape == ref.shape == (15, 3, 512, 640)
+        assert (got.float() - ref.float()).abs().mean() < 2.0
+    assert sessions[0] == sessions[1]  # the second file reused the first file's session
