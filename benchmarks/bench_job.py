@@ -44,7 +44,7 @@ class BenchJobConfig:
     rgb_size: tuple[int, int] = (1280, 1024)  # (W, H)
     ir_size: tuple[int, int] = (640, 512)
     batch: int = 32
-    chunk_seconds: float = 4.0
+    chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive

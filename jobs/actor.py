@@ -27,7 +27,7 @@ from fusion.data.letterbox import Letterbox
 from fusion.data.video import VideoError, VideoReader
 from jobs import schema
 from jobs.config import JobConfig
-from jobs.modality import ModePolicy, brightness_batch
+from jobs.modality import MODES, ModePolicy, brightness_batch
 from jobs.paths import Layout
 from jobs.pipeline import BatchRunner, PairCounts, pair_frames
 from jobs.plan import Chunk
@@ -36,6 +36,7 @@ from trt.detector import Detector
 from trt.engine import EngineError, EngineSpec, load_engine
 
 log = logging.getLogger(__name__)
+MODE_INDEX = {m: i for i, m in enumerate(MODES)}
 PROJECT = Path(__file__).resolve().parents[1]  # on every node: the code being run (repo, or the uploaded working dir)
 
 
@@ -285,27 +286,32 @@ class ChunkDetector:
 
     def _tables(self, chunk: Chunk, times: np.ndarray, bright: list[float], modes: list[str],
                 sizes: list[tuple[int, int]], flat: np.ndarray) -> tuple[pa.Table, pa.Table]:
-        """Per-frame lists + (K, 7) detections (frame index into them) → (detections, frames) tables."""
+        """Per-frame lists + (K, 7) detections (frame index into them) → (detections, frames) tables, column-wise
+        (Arrow does the per-row work: this runs while other chunks decode, so it must not hold the GIL long)."""
         t0 = dt.datetime.fromisoformat(chunk.start_time)
-        t0 = t0 if t0.tzinfo else t0.replace(tzinfo=dt.UTC)
+        t0 = (t0 if t0.tzinfo else t0.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
         n = len(times)
-        frame_idx = np.rint(times * chunk.fps).astype(np.int64)
-        per_frame = {"video_id": [chunk.video_id] * n, "camera_id": [chunk.camera_id] * n,
-                     "chunk_id": [chunk.chunk_id] * n, "frame_idx": frame_idx,
-                     "timestamp": [t0 + dt.timedelta(seconds=float(t)) for t in times], "modality": modes,
-                     "brightness": bright, "run_id": [self.run_id] * n}
+        stamps = np.datetime64(t0, "ms") + np.rint(times * 1000).astype("timedelta64[ms]")
+        mode_idx = np.array([MODE_INDEX[m] for m in modes], np.int8)
+        per_frame = {"video_id": pa.array([chunk.video_id] * n, pa.string()),
+                     "camera_id": pa.array([chunk.camera_id] * n, pa.string()),
+                     "chunk_id": np.full(n, chunk.chunk_id, np.int32),
+                     "frame_idx": np.rint(times * chunk.fps).astype(np.int32), "timestamp": stamps,
+                     "modality": pa.array(MODES).take(mode_idx), "brightness": np.asarray(bright, np.float32),
+                     "run_id": pa.array([self.run_id] * n, pa.string())}
         rows = flat[:, 0].astype(np.int64)  # detection → its frame
         cls = flat[:, 6].astype(np.int16)
-        size = np.asarray(sizes).reshape(-1, 2)
-        det_cols = {k: [v[r] for r in rows] for k, v in per_frame.items()} | {
-            "class_id": cls, "class_name": [self.classes[c] for c in cls], "score": flat[:, 5], "x1": flat[:, 1],
-            "y1": flat[:, 2], "x2": flat[:, 3], "y2": flat[:, 4], "img_w": size[rows, 0] if len(rows) else [],
-            "img_h": size[rows, 1] if len(rows) else [],
-            "model_id": [Path(self.specs[modes[r]].model).stem for r in rows],
-            "precision": [self.detectors[modes[r]].engine.precision for r in rows]}
-        counts = np.bincount(rows, minlength=n)
-        return (schema.table(schema.DETECTIONS, det_cols),
-                schema.table(schema.FRAMES, per_frame | {"detections": counts}))
+        size = np.asarray(sizes, np.int32).reshape(-1, 2)
+        model_ids = pa.array([Path(self.specs[m].model).stem if m in self.specs else "" for m in MODES])
+        precisions = pa.array([self.detectors[m].engine.precision if m in self.detectors else "" for m in MODES])
+        frames = schema.table(schema.FRAMES, per_frame | {"detections": np.bincount(rows, minlength=n)})
+        det = frames.select(list(per_frame)).take(pa.array(rows))
+        det_cols = {k: det.column(k).combine_chunks() for k in per_frame} | {
+            "class_id": cls, "class_name": pa.array(self.classes).take(pa.array(cls)), "score": flat[:, 5],
+            "x1": flat[:, 1], "y1": flat[:, 2], "x2": flat[:, 3], "y2": flat[:, 4], "img_w": size[rows, 0],
+            "img_h": size[rows, 1], "model_id": model_ids.take(pa.array(mode_idx[rows])),
+            "precision": precisions.take(pa.array(mode_idx[rows]))}
+        return schema.table(schema.DETECTIONS, det_cols), frames
 
 
 def _to_source(rows: np.ndarray, frame_ids: np.ndarray, lb: Letterbox) -> np.ndarray:

@@ -76,8 +76,9 @@ def table(schema: pa.Schema, columns: Mapping[str, Sequence | np.ndarray]) -> pa
         raise SchemaError(f"columns have different lengths: {lengths}")
     arrays = []
     for f in schema:
+        col = columns[f.name]
         try:
-            arrays.append(pa.array(columns[f.name], type=f.type))
+            arrays.append(col.cast(f.type) if isinstance(col, pa.Array) else pa.array(col, type=f.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
             raise SchemaError(f"column {f.name!r} cannot be {f.type}: {exc}") from exc
     return pa.Table.from_arrays(arrays, schema=schema)
