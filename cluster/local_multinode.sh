@@ -2,25 +2,67 @@
 # A multi-node Ray cluster on one machine: a head plus N worker nodes, each declaring logical GPUs, so that
 # GPU-pinned actors schedule on a laptop or CPU CI exactly as on a GPU cluster.
 #   cluster/local_multinode.sh start [workers=2] [gpus_per_worker=1] [port=6390]
-#   RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:<port+1> --working-dir . \
-#       --runtime-env cluster/runtime_env.yaml -- python -m jobs.detect configs/job.yaml \
-#       cluster.address=auto cluster.gpus_per_actor=1 cluster.actors=2
-#   cluster/local_multinode.sh stop
+#   cluster/local_multinode.sh stop [port=6390]
+# Uses the project's Ray (.venv/bin/ray; $RAY overrides). `stop` ends only the processes of the cluster this script
+# started on that port (found by its temp dir and GCS address), never other Ray clusters of the user.
 set -euo pipefail
-RAY=${RAY:-ray}
-cmd=${1:-start}; workers=${2:-2}; gpus=${3:-1}; port=${4:-6390}
+here=$(cd "$(dirname "$0")/.." && pwd)
+RAY=${RAY:-$here/.venv/bin/ray}
+[ -x "$RAY" ] || RAY=$(command -v ray || true)
+if [ -z "$RAY" ] || [ ! -x "$RAY" ]; then
+  echo "error: no Ray found: run 'make demo' (creates .venv) or set RAY=/path/to/ray" >&2
+  exit 2
+fi
+PY=$(dirname "$RAY")/python
+[ -x "$PY" ] || PY=python3
+cmd=${1:-start}
+if [ "$cmd" = stop ]; then port=${2:-6390}; else workers=${2:-2}; gpus=${3:-1}; port=${4:-6390}; fi
 dash=$((port + 1))
+tmp=/tmp/fusedet-ray-$port
 # Token authentication on every process of this cluster (head, workers, `ray job submit` from this shell):
 # Ray reads or creates ~/.ray/auth_token. Export the same in the shell you submit from.
 export RAY_AUTH_MODE=token
-# `ray stop` ends every Ray process of this user on the machine: run it only where this cluster is the only one.
-$RAY stop --force >/dev/null 2>&1 || true  # also clears a stale cluster left by a crashed run
-[ "$cmd" = stop ] && exit 0
-# The head runs the driver and the dashboard (job submission) and takes no actors (0 CPUs, 0 GPUs).
-$RAY start --head --node-ip-address=127.0.0.1 --port="$port" --num-cpus=0 --num-gpus=0 --include-dashboard=true \
-  --dashboard-host=127.0.0.1 --dashboard-port="$dash" --disable-usage-stats >/dev/null
-for i in $(seq 1 "$workers"); do
-  $RAY start --address="127.0.0.1:$port" --node-ip-address=127.0.0.1 --num-cpus=2 --num-gpus="$gpus" \
-    --disable-usage-stats >/dev/null
-done
-echo "head 127.0.0.1:$port  dashboard http://127.0.0.1:$dash  workers $workers x $gpus GPU"
+
+stop_cluster() {
+  "$PY" - "$tmp" "$port" <<'PYEOF'
+import os, sys, psutil
+tmp, port = sys.argv[1], sys.argv[2]
+me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+
+def ours(args):  # the cluster's temp dir, or its GCS address given to a helper (the client server)
+    return any(tmp in a or (a.startswith(("--address=", "--gcs-address=", "--gcs_address="))
+                            and a.endswith(f":{port}")) for a in args)
+
+roots = [p for p in psutil.process_iter(["cmdline"]) if p.pid not in me and ours(p.info["cmdline"] or [])]
+procs = {}
+for r in roots:
+    for p in [r, *r.children(recursive=True)]:
+        procs[p.pid] = p
+for p in procs.values():
+    try:
+        p.terminate()
+    except psutil.NoSuchProcess:
+        pass
+gone, alive = psutil.wait_procs(procs.values(), timeout=15)
+for p in alive:
+    p.kill()
+print(f"stopped {len(procs)} process(es) of the cluster on port {port}")
+PYEOF
+}
+
+case "$cmd" in
+  stop) stop_cluster ;;
+  start)
+    stop_cluster >/dev/null  # a stale cluster of an earlier crashed run on this port
+    # The head runs the driver and the dashboard (job submission) and takes no actors (0 CPUs, 0 GPUs).
+    "$RAY" start --head --node-ip-address=127.0.0.1 --port="$port" --num-cpus=0 --num-gpus=0 \
+      --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$dash" --disable-usage-stats \
+      --temp-dir="$tmp" >/dev/null
+    for _ in $(seq 1 "$workers"); do
+      "$RAY" start --address="127.0.0.1:$port" --node-ip-address=127.0.0.1 --num-cpus=2 --num-gpus="$gpus" \
+        --disable-usage-stats >/dev/null
+    done
+    echo "head 127.0.0.1:$port  dashboard http://127.0.0.1:$dash  workers $workers x $gpus GPU  (stop: $0 stop $port)"
+    ;;
+  *) echo "usage: $0 start [workers] [gpus_per_worker] [port] | stop [port]" >&2; exit 2 ;;
+esac

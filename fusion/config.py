@@ -8,7 +8,9 @@ Every config in fusedet is a frozen dataclass. `load_config(Cls, path, overrides
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
+import re
 import sys
 import types
 import typing
@@ -161,14 +163,98 @@ def parse_args(cls: type[T], args: Sequence[str], *, positional: int = 0, config
     return args[:positional], load_config(cls, path, overrides)
 
 
-def cli_main(body: Callable[[list[str]], int], argv: Sequence[str] | None, *, doc: str | None) -> int:
-    """Run a CLI body: logging set up, ConfigError → message + usage on stderr, exit status 2."""
+def cli_main(body: Callable[[list[str]], int], argv: Sequence[str] | None, *, doc: str | None,
+             config: type | Mapping[str, type] | None = None, errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a CLI body the one way every fusedet command runs.
+
+    `-h`/`--help` prints the command's docstring and every key of `config` (a dataclass, or {subcommand: dataclass})
+    with its default and comment. A user mistake — ConfigError, a missing file, or one of `errors` — is one line on
+    stderr and exit status 2, never a traceback; Ctrl-C is exit status 130.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args) or args[:1] == ["help"]:
+        print(help_text(doc, config))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return body(list(sys.argv[1:] if argv is None else argv))
-    except ConfigError as exc:
-        print(f"error: {exc}\n\n{(doc or '').strip()}", file=sys.stderr)
+        return body(args)
+    except (ConfigError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, *errors) as exc:
+        print(f"error: {exc}  (--help lists the keys)" if isinstance(exc, ConfigError) else f"error: {exc}",
+              file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+_FIELD = re.compile(r"^    (\w+)\s*:\s*[^#]*?(?:#\s*(.*))?$")
+_COMMENT = re.compile(r"^\s*#(\s*)(.*)$")
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """{field: comment} from the dataclass's source: trailing comments, their aligned continuation lines, and
+    comment blocks written above a field. The comments in the code are the documentation `--help` shows."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    last, pending = None, []
+    for line in lines:
+        m = _FIELD.match(line)
+        if m and m.group(1) in {f.name for f in dataclasses.fields(cls)}:
+            last = m.group(1)
+            out[last] = " ".join([*pending, (m.group(2) or "").strip()]).strip()
+            pending = []
+            continue
+        c = _COMMENT.match(line)
+        if c and len(c.group(1)) > 1 and last:  # aligned under the previous field's comment: its continuation
+            out[last] = f"{out[last]} {c.group(2).strip()}".strip()
+        elif c:
+            pending.append(c.group(2).strip())
+        else:
+            last = None if line.strip().startswith("def ") else last
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, str):
+        return repr(value) if value == "" or any(c in value for c in " :#,[]{}") else value
+    if isinstance(value, dict):
+        return "{}" if not value else repr(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str]]:
+    """(`key = default`, comment) per key, dotted for sections."""
+    rows = []
+    notes = field_comments(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows += describe(tp, f"{prefix}{f.name}.")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        choices = f" (one of {list(get_args(tp))})" if get_origin(tp) is Literal else ""
+        rows.append((f"{prefix}{f.name} = {_fmt(default)}", f"{notes.get(f.name, '')}{choices}"))
+    return rows
+
+
+def help_text(doc: str | None, config: type | Mapping[str, type] | None) -> str:
+    parts = [(doc or "").strip()]
+    groups = config.items() if isinstance(config, Mapping) else [("", config)] if config else []
+    for name, cls in groups:
+        parts.append(f"\nKeys{' of ' + name if name else ''} (key=value, dotted for sections; values are YAML, "
+                     "sizes are [W,H]):")
+        rows = describe(cls)
+        width = min(max((len(k) for k, _ in rows), default=0), 46)
+        parts.append("\n".join(f"  {k:{width}}  {note}".rstrip() for k, note in rows))
+    return "\n".join(parts)
 
 
 def split_cli(argv: Sequence[str]) -> tuple[str | None, list[str]]:

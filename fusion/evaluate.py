@@ -91,7 +91,10 @@ class EvalConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(_run, argv, doc=__doc__)
+    from fusion.checkpoint import CheckpointError
+    from fusion.data.layouts import DatasetError
+
+    return cli_main(_run, argv, doc=__doc__, config=EvalConfig, errors=(CheckpointError, DatasetError))
 
 
 def _run(args: list[str]) -> int:

@@ -189,12 +189,20 @@ def train(cfg: TrainConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     def run(args: list[str]) -> int:
+        if not args:
+            print("fusion.train: no config given — training the built-in defaults (python -m fusion.train --help "
+                  "lists every key; configs/mid_n.yaml is the shipped recipe)", file=sys.stderr)
         _, cfg = parse_args(TrainConfig, args, config_file=True)
         result = train(cfg)
+        print(f"trained {cfg.model.arch} for {len(result['history'])} epoch(s): best mAP50-95 {result['best']:.4f}; "
+              f"wrote {cfg.out}/best.pt, {cfg.out}/last.pt, {cfg.out}/metrics.json")
         print(json.dumps({"out": cfg.out, "best_mAP50-95": result["best"]}))
         return 0
 
-    return cli_main(run, argv, doc=__doc__)
+    from fusion.checkpoint import CheckpointError
+    from fusion.data.layouts import DatasetError
+
+    return cli_main(run, argv, doc=__doc__, config=TrainConfig, errors=(CheckpointError, DatasetError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -52,11 +52,14 @@ def engine_specs(cfg: JobConfig, device: str, *, resolve: bool = True) -> dict[s
     """mode → the engine description of its model (one per mode the policy can choose); `resolve` turns
     backend=auto into the backend that runs on `device`."""
     e = cfg.engine
+    # On the CPU an actor owns `cpus_per_actor` cores: ONNX Runtime gets that many threads unless told otherwise
+    # (its default, one per core of the machine, oversubscribes when several actors share a machine).
+    threads = e.threads or (max(int(cfg.cluster.cpus_per_actor), 1) if device == "cpu" else 0)
     modes = ("rgb", "fused", "ir") if cfg.modality.mode == "adaptive" else (cfg.modality.mode,)
     models = {"fused": e.fused_model, "rgb": e.rgb_model, "ir": e.ir_model}
     specs = {m: EngineSpec(backend=e.backend, model=resolve_model(models[m]), precision=e.precision,
                           size=e.rgb_size if m == "rgb" else e.size, max_batch=e.batch, compile=e.compile,
-                          device=device, threads=e.threads, cache_dir=e.engine_cache) for m in modes}
+                          device=device, threads=threads, cache_dir=e.engine_cache) for m in modes}
     return {m: s.resolved() for m, s in specs.items()} if resolve else specs
 
 
@@ -94,6 +97,9 @@ class ChunkDetector:
         self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * self.cfg.cluster.chunks_in_flight + 2)
         self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
         self.nvdec_pool = NvdecPool(self.device) if self.decoder == "nvdec" else None
+        # FFmpeg's own default is a thread per core for each stream: on a small CPU actor that is many threads
+        # fighting over its cores with the engine.
+        self.decode_threads = self.cfg.decode.threads or (1 if self.device.type == "cpu" else 0)
         log.info("actor %d: engines %s on %s; decode %s (%s)", os.getpid(),
                  {m: d.engine.name for m, d in self.detectors.items()}, device, self.decoder, why)
         fs, base = filesystem(self.cfg.output.path, self.cfg.output.storage_options)
@@ -222,7 +228,7 @@ class ChunkDetector:
         so, policy = self.cfg.input.storage_options, self.cfg.storage
         try:
             return with_retry(lambda: open_decoder(uri, backend=self.decoder, gray=gray, device=self.device,
-                                                   storage_options=so, threads=self.cfg.decode.threads,
+                                                   storage_options=so, threads=self.decode_threads,
                                                    pool=self.nvdec_pool),
                               what=f"open {uri}", policy=policy)
         except VideoError as exc:

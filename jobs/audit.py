@@ -129,7 +129,7 @@ def _latest_archive(fs, layout: Layout, url, proto: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(_run, argv, doc=__doc__)
+    return cli_main(_run, argv, doc=__doc__, config=AuditConfig)
 
 
 def _run(args: list[str]) -> int:

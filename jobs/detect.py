@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from fusion.config import ConfigError, cli_main, parse_args, to_dict
+from fusion.config import cli_main, parse_args, to_dict
 from fusion.data.video import VideoError
 from jobs import schema
 from jobs.config import JobConfig
@@ -93,6 +93,9 @@ def run_chunks(cfg: JobConfig, chunks: list[Chunk], run_id: str, progress: Progr
     from jobs.actor import ChunkDetector
 
     _init_ray(cfg)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the job reports its own progress (chunks, pairs/s, ETA)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # Ray Data's per-operator chatter is not for users
     c = cfg.cluster
     ds = ray.data.from_items([ch.row() for ch in chunks], override_num_blocks=len(chunks))
     pool = ActorPoolStrategy(min_size=c.min_actors or c.actors, max_size=c.actors,
@@ -160,6 +163,24 @@ def _write_run(cfg: JobConfig, run_id: str, summary: dict, status: list[dict], e
         with_retry(lambda p=path, t=table: write_parquet(fs, p, t), what=f"write {path}", policy=cfg.storage)
 
 
+def summary_text(result: dict, cfg: JobConfig) -> str:
+    """The run in a few lines, for people (the JSON line after it is for machines)."""
+    r = result
+    lines = [f"run {r['run_id']}: {r['frames']} frames, {r['detections']} detections in {r['seconds']:.1f} s "
+             f"({r['pairs_per_s']:.1f} pairs/s; planning {r['plan_seconds']:.1f} s)",
+             f"  chunks: {r['chunks_done']} done, {r['chunks_partial']} partial, {r['chunks_skipped']} skipped, "
+             f"{r['chunks_failed']} failed of {r['chunks_total']}; videos that could not run: {r['videos_failed']}"]
+    if r["interrupted"]:
+        lines.append("  interrupted: the chunks that finished are recorded; run the same command to finish")
+    root = cfg.output.path.rstrip("/")
+    lines.append(f"  wrote {root}/detections/, {root}/frames/ and {root}/_runs/run_id={r['run_id']}/")
+    errors = [e for e in r["errors"] if e["severity"] == "error"]
+    if errors:
+        lines.append(f"  {len(errors)} problem(s) in {root}/_runs/run_id={r['run_id']}/errors.parquet "
+                     f"(python -m jobs.report {root} shows them)")
+    return "\n".join(lines)
+
+
 def exit_status(result: dict) -> int:
     if result["interrupted"]:
         return 130
@@ -168,21 +189,19 @@ def exit_status(result: dict) -> int:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    return cli_main(_run, argv, doc=__doc__)
+    return cli_main(_run, argv, doc=__doc__, config=JobConfig, errors=(ManifestError, PreflightError, IdError))
 
 
 def _run(args: list[str]) -> int:
+    if not args:
+        print("jobs.detect: no config given — running the built-in defaults (the demo archive in "
+              "demo-output/archive, ONNX Runtime on the CPU); python -m jobs.detect --help lists every key",
+              file=sys.stderr)
     _, cfg = parse_args(JobConfig, args, config_file=True)
     if cfg.output.run_id:
-        try:
-            validate_id(cfg.output.run_id, field="output.run_id")
-        except IdError as exc:
-            raise ConfigError(str(exc)) from exc
-    try:
-        result = main(cfg)
-    except (ManifestError, PreflightError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        validate_id(cfg.output.run_id, field="output.run_id")
+    result = main(cfg)
+    print(summary_text(result, cfg))
     keys = ("run_id", "chunks_total", "chunks_done", "chunks_partial", "chunks_skipped", "chunks_failed",
             "videos_failed", "frames", "detections")
     print(json.dumps({k: result[k] for k in keys} | {"seconds": round(result["seconds"], 1),

@@ -42,7 +42,7 @@ def model_classes(path: Path) -> tuple[str, ...]:
         meta = read_metadata(path)
     except Exception as exc:  # onnx raises DecodeError / ValidationError for a corrupt file
         raise PreflightError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
-    return tuple(meta.get("model_config", {}).get("class_names", ()))
+    return tuple(meta["classes"])
 
 
 def check_models(cfg: JobConfig) -> tuple[str, ...]:

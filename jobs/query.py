@@ -1,22 +1,24 @@
-"""Query a run's Parquet with DuckDB (hive partitions camera_id=/date=), canned queries and plots.
+"""Query a job's Parquet with DuckDB (hive partitions camera_id=/date=), canned queries and plots.
 
     python -m jobs.query demo-output/detections "SELECT class_name, count(*) FROM detections GROUP BY 1"
-    python -m jobs.query demo-output/detections --canned per_camera_hour
-    python -m jobs.query demo-output/detections --plot demo-output/plots
+    python -m jobs.query demo-output/detections canned=per_camera_hour
+    python -m jobs.query demo-output/detections plot=demo-output/plots
+    python -m jobs.query s3://bucket/out canned=errors storage_options={endpoint_url: http://minio:9000}
 
 Views: `detections`, `frames` (one row per processed frame), `errors`, `runs` (summaries), `chunks` (per chunk:
-status, node, seconds).
-For s3:// outputs DuckDB reads through fsspec (s3fs), with the same storage options as the job.
+status, node, seconds). Object stores are read through fsspec with the same storage options as the job.
 """
 
 from __future__ import annotations
 
-import argparse
+import re
 import sys
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import duckdb
 import fsspec
+
+from fusion.config import ConfigError, cli_main, load_config
 
 CANNED = {
     "per_camera_hour": """
@@ -31,87 +33,73 @@ CANNED = {
     "modality_share": """
         SELECT modality, count(*) AS frames, round(avg(brightness), 3) AS mean_brightness
         FROM frames GROUP BY ALL ORDER BY frames DESC""",
+    "errors": """
+        SELECT run_id, severity, error_type, video_id, chunk_id, uri, reason FROM errors
+        ORDER BY run_id DESC, severity, video_id, chunk_id""",
 }
+VIEWS = {"detections": "detections/**/*.parquet", "frames": "frames/**/*.parquet",
+         "errors": "_runs/*/errors.parquet", "runs": "_runs/*/summary.parquet", "chunks": "_runs/*/chunks.parquet"}
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    canned: str = ""  # a named query (see the docstring's list): per_camera_hour, night_persons, busiest_frames, ...
+    plot: str = ""  # a folder: write PNG plots there (detections over time per camera, modality timelines)
+    storage_options: dict[str, str] = field(default_factory=dict)  # fsspec options for s3:// etc., as the job's
+    max_rows: int = 40  # rows printed of a result
+
+    def __post_init__(self) -> None:
+        if self.canned and self.canned not in CANNED:
+            raise ConfigError(f"canned={self.canned!r}: one of {sorted(CANNED)}")
 
 
 def connect(root: str, storage_options: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the job's views over `root`. ConfigError when `root` holds no job output."""
     con = duckdb.connect()
     root = root.rstrip("/")
-    if "://" in root and not root.startswith("file://"):
-        con.register_filesystem(fsspec.filesystem(root.split("://", 1)[0], **(storage_options or {})))
     fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
-    views = {"detections": "detections/**/*.parquet", "frames": "frames/**/*.parquet",
-             "errors": "_runs/*/errors.parquet", "runs": "_runs/*/summary.parquet", "chunks": "_runs/*/chunks.parquet"}
-    for name, pattern in views.items():
-        if fs.glob(f"{base}/{pattern}"):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM "
-                        f"read_parquet('{root}/{pattern}', hive_partitioning = true, union_by_name = true)")
+    if "://" in root and not root.startswith("file://"):
+        con.register_filesystem(fs)
+    if not fs.isdir(base):
+        raise ConfigError(f"{root}: no such output folder")
+    found = [name for name, pattern in VIEWS.items() if fs.glob(f"{base}/{pattern}")]
+    if not {"frames", "runs"} & set(found):
+        inner = [p.rsplit("/", 1)[-1] for p in fs.ls(base, detail=False) if fs.glob(f"{p}/frames/**/*.parquet")]
+        hint = f"; did you mean {root}/{inner[0]}?" if inner else " (expected detections/, frames/, _runs/)"
+        raise ConfigError(f"{root}: no job output here{hint}")
+    for name in found:
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM "
+                    f"read_parquet('{root}/{VIEWS[name]}', hive_partitioning = true, union_by_name = true)")
     return con
 
 
-def plot(con: duckdb.DuckDBPyConnection, out: str) -> list[str]:
-    """PNG: detections over time per class; modality and brightness timeline per video."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(out).mkdir(parents=True, exist_ok=True)
-    written = []
-    df = con.sql("SELECT date_trunc('second', timestamp) AS t, class_name, count(*) AS n FROM detections "
-                 "GROUP BY ALL ORDER BY t").fetchnumpy()
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    for cls in sorted(set(df["class_name"])):
-        m = df["class_name"] == cls
-        ax.plot(df["t"][m], df["n"][m], label=cls)
-    ax.set(title="detections per second", ylabel="detections")
-    ax.legend()
-    fig.autofmt_xdate()
-    fig.savefig(f"{out}/detections_over_time.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    written.append(f"{out}/detections_over_time.png")
-    fr = con.sql("SELECT video_id, frame_idx, brightness, modality, detections FROM frames ORDER BY video_id, "
-                 "frame_idx").fetchnumpy()
-    videos = sorted(set(fr["video_id"]))
-    fig, axes = plt.subplots(len(videos), 1, figsize=(9, 2.2 * len(videos)), squeeze=False)
-    colours = {"rgb": "tab:orange", "fused": "tab:green", "ir": "tab:purple"}
-    for ax, vid in zip(axes[:, 0], videos, strict=True):
-        m = fr["video_id"] == vid
-        ax.plot(fr["frame_idx"][m], fr["brightness"][m], color="black", lw=1, label="brightness")
-        for mode, c in colours.items():
-            mm = m & (fr["modality"] == mode)
-            ax.scatter(fr["frame_idx"][mm], fr["brightness"][mm], s=6, color=c, label=mode)
-        ax2 = ax.twinx()
-        ax2.plot(fr["frame_idx"][m], fr["detections"][m], color="tab:blue", lw=0.8, alpha=0.6)
-        ax2.set_ylabel("detections", color="tab:blue")
-        ax.set(title=vid, ylabel="brightness")
-    axes[0, 0].legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("frame")
-    fig.tight_layout()
-    fig.savefig(f"{out}/modality_timeline.png", dpi=90)
-    plt.close(fig)
-    written.append(f"{out}/modality_timeline.png")
-    return written
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.query", description=__doc__.split("\n\n")[0])
-    p.add_argument("output", help="the job's output URL")
-    p.add_argument("sql", nargs="?", help="SQL over the views detections, frames, errors, runs")
-    p.add_argument("--canned", choices=sorted(CANNED), help="a named query")
-    p.add_argument("--plot", metavar="DIR", help="write PNG plots to DIR")
-    a = p.parse_args(argv)
-    con = connect(a.output)
-    if not (a.sql or a.canned or a.plot):
-        p.error("give SQL, --canned NAME or --plot DIR")
+    return cli_main(_run, argv, doc=__doc__, config=QueryConfig)
+
+
+def _run(args: list[str]) -> int:
+    if not args or _OVERRIDE.match(args[0]):
+        raise ConfigError("give the job's output folder first, e.g. python -m jobs.query demo-output/detections "
+                          "canned=per_camera_hour")
+    output, rest = args[0], args[1:]
+    sql = [a for a in rest if not _OVERRIDE.match(a)]
+    cfg = load_config(QueryConfig, None, [a for a in rest if _OVERRIDE.match(a)])
+    if len(sql) > 1:
+        raise ConfigError(f"one SQL statement at a time, got {len(sql)} (quote the SQL as one argument)")
+    if not (sql or cfg.canned or cfg.plot):
+        raise ConfigError("give SQL, canned=NAME or plot=DIR")
+    con = connect(output, cfg.storage_options)
     try:
-        if a.sql or a.canned:
-            print(con.sql(a.sql or CANNED[a.canned]))
-        if a.plot:
-            for path in plot(con, a.plot):
-                print(path)
+        if sql or cfg.canned:
+            print(con.sql(sql[0] if sql else CANNED[cfg.canned]).show(max_rows=cfg.max_rows) or "", end="")
+        if cfg.plot:
+            from jobs.plots import plot
+
+            for path in plot(con, cfg.plot):
+                print(f"wrote {path}")
     except duckdb.Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
 

@@ -155,7 +155,7 @@ def bench(cfg: BenchConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(_run, argv, doc=__doc__)
+    return cli_main(_run, argv, doc=__doc__, config=BenchConfig)
 
 
 def _run(args: list[str]) -> int:

@@ -178,7 +178,7 @@ def _guess_precision(onnx_path: str | Path) -> str:
 def _classes(onnx_path: str | Path) -> tuple[str, ...]:
     from trt.export import read_metadata
 
-    return tuple(read_metadata(onnx_path).get("model_config", {}).get("class_names", ()))
+    return tuple(read_metadata(onnx_path)["classes"])
 
 
 def graph_for_precision(model: str | Path, precision: str, *, cache_dir: Path) -> Path:
@@ -207,7 +207,7 @@ def graph_for_precision(model: str | Path, precision: str, *, cache_dir: Path) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(_run, argv, doc=__doc__)
+    return cli_main(_run, argv, doc=__doc__, config=BuildCommand, errors=(OnnxParseError, EngineBuildError))
 
 
 @dataclass(frozen=True)

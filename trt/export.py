@@ -93,7 +93,10 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, size: tuple[int, in
         from trt.precision import fp16_storage as to_fp16_storage
 
         graph = to_fp16_storage(graph)
-    for k, v in (metadata or {}).items():
+    inner = getattr(model, "model", model)  # precision wrappers hold the detector as .model
+    names = getattr(inner, "class_names", None)
+    meta = ({"fusedet.class_names": json.dumps(list(names))} if names else {}) | (metadata or {})
+    for k, v in meta.items():
         set_metadata(graph, k, v)
     try:
         onnx.checker.check_model(graph, full_check=True)
@@ -133,6 +136,8 @@ def read_metadata(path: str | Path) -> dict[str, object]:
     if "fusedet.input_size" in props:
         out["input_size"] = tuple(json.loads(props["fusedet.input_size"]))
     out["precision"] = props.get("fusedet.precision", "fp32")
+    out["classes"] = tuple(json.loads(props["fusedet.class_names"]) if "fusedet.class_names" in props
+                           else out.get("model_config", {}).get("class_names", ()))
     out["outputs"] = tuple(o.name for o in m.graph.output)
     return out
 
@@ -148,10 +153,12 @@ def set_metadata(model: onnx.ModelProto, key: str, value: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     def run(args: list[str]) -> int:
         (ckpt,), cfg = parse_args(ExportConfig, args, positional=1)
-        print(export_checkpoint(ckpt, cfg))
+        print(f"wrote {export_checkpoint(ckpt, cfg)}")
         return 0
 
-    return cli_main(run, argv, doc=__doc__)
+    from fusion.checkpoint import CheckpointError
+
+    return cli_main(run, argv, doc=__doc__, config=ExportConfig, errors=(CheckpointError, ExportError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -99,7 +99,9 @@ def _build_engines(paths: dict[str, Path], cfg: PipelineConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main(_run, argv, doc=__doc__)
+    from fusion.checkpoint import CheckpointError
+
+    return cli_main(_run, argv, doc=__doc__, config=PipelineConfig, errors=(CheckpointError,))
 
 
 def _run(args: list[str]) -> int:
@@ -112,6 +114,7 @@ def _run(args: list[str]) -> int:
         print(f"{prec:10} {r['bytes'] / 2**20:6.1f} {r['eval']['overall']['mAP50']:7.4f} "
               f"{r['eval']['overall']['mAP50-95']:9.4f}  {status}")
     print(json.dumps(report["checks"]))
+    print(f"wrote {cfg.out}/report.json and the graphs and engines beside it")
     return 0 if all(c["ok"] for c in report["checks"].values()) else 1
 
 

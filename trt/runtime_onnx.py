@@ -30,6 +30,8 @@ class OnnxRuntimeEngine:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = threads
+            # Spinning threads burn the cores that decoding and the other actors on the machine need.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own exception types per failure (Fail, InvalidGraph, NoSuchFile)
@@ -39,7 +41,7 @@ class OnnxRuntimeEngine:
         if expect_precision and expect_precision != self.precision:
             raise EngineError(f"{path}: engine.precision={expect_precision} but this graph is {self.precision} "
                               "(python -m trt.pipeline writes fp16 and int8 graphs)")
-        self.classes = tuple(meta.get("model_config", {}).get("class_names", ()))
+        self.classes = tuple(meta["classes"])
         self.outputs = tuple(o.name for o in self.session.get_outputs())
         self.inputs = tuple(i.name for i in self.session.get_inputs())  # single-modality graphs take one
         shape = self.session.get_inputs()[0].shape  # [batch, 3, H, W]; H/W are strings when dynamic

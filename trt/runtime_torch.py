@@ -18,10 +18,9 @@ class TorchEngine:
 
     def __init__(self, model: torch.nn.Module | str | Path, *, device: str = "cpu", precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False, max_batch: int = 128):
-        self.classes: tuple[str, ...] = ()
         if not isinstance(model, torch.nn.Module):
-            model, cfg, _ = load_checkpoint(model)
-            self.classes = tuple(cfg.class_names)
+            model = load_checkpoint(model)[0]
+        self.classes: tuple[str, ...] = tuple(getattr(model, "class_names", ()))  # set by build_model
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"precision={precision!r}: torch engine supports fp32 and fp16")
         self.device = torch.device(device)

@@ -213,15 +213,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if what not in specs:
             raise ConfigError("first argument: dataset, archive or preview")
         _, spec = parse_args(specs[what], args, config_file=True)
+        check_writable(spec.out)  # before minutes of rendering, not after
         if isinstance(spec, DatasetSpec):
-            print(f"wrote {write_dataset(spec)} pairs")
+            print(f"wrote {write_dataset(spec)} pairs to {spec.out} ({spec.layout} layout)")
         elif isinstance(spec, PreviewSpec):
             print(f"wrote {write_preview(spec)}")
         else:
             print(f"wrote archive; manifest: {write_archive(spec)}")
         return 0
 
-    return cli_main(run, argv, doc=__doc__)
+    return cli_main(run, argv, doc=__doc__, config={"dataset": DatasetSpec, "archive": ArchiveSpec,
+                                                     "preview": PreviewSpec})
+
+
+def check_writable(url: str) -> None:
+    """Write and delete a tiny object next to `url` (credentials, bucket, permissions); ConfigError naming it."""
+    import uuid
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        folder = path if not posixpath.splitext(path)[1] else posixpath.dirname(path) or "."
+        probe = f"{folder}/.write-check-{uuid.uuid4().hex}"
+        fs.makedirs(folder, exist_ok=True)
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
+    except Exception as exc:  # fsspec back-ends raise their own types (NoCredentialsError, ClientError, OSError)
+        raise ConfigError(f"out={url}: cannot write there ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                          ) from exc
 
 if __name__ == "__main__":
     sys.exit(main())

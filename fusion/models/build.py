@@ -37,12 +37,16 @@ class ModelConfig:
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
+    """The detector `cfg` describes; its class names travel with it (`model.class_names`) into ONNX and engines."""
     scale = SCALES[cfg.scale]
     if cfg.arch == "mid":
-        return mid_fusion(scale=scale, num_classes=cfg.num_classes, shared_backbone=cfg.shared_backbone)
-    if cfg.arch == "decision":
-        return decision_fusion(scale=scale, num_classes=cfg.num_classes)
-    return single_stream(inputs=cfg.arch, scale=scale, num_classes=cfg.num_classes)
+        model = mid_fusion(scale=scale, num_classes=cfg.num_classes, shared_backbone=cfg.shared_backbone)
+    elif cfg.arch == "decision":
+        model = decision_fusion(scale=scale, num_classes=cfg.num_classes)
+    else:
+        model = single_stream(inputs=cfg.arch, scale=scale, num_classes=cfg.num_classes)
+    model.class_names = tuple(cfg.class_names)
+    return model
 
 
 def model_stats(model: nn.Module, *, size: tuple[int, int] = (640, 512)) -> dict[str, float]:

@@ -179,19 +179,26 @@ def test_ray_job_submit_runs_the_same_command(ray_cluster, s3_endpoint, archive,
     assert len(list((out / "detections").rglob("*.parquet"))) == 4
 
 
-def test_query_cli_canned_plots_and_render(first_run, tmp_path, capsys):
+def test_query_cli_canned_plots_and_render(first_run, s3_endpoint, tmp_path, capsys, monkeypatch):
+    import s3fs
+
     from jobs.query import CANNED
     from jobs.query import main as query_main
     from jobs.render import main as render_main
 
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # the query must reach S3 through its own storage options
+    s3fs.S3FileSystem.clear_instance_cache()
+    so = "storage_options={endpoint_url: " + s3_endpoint + "}"
     for name in CANNED:
-        assert query_main(["s3://fusedet/out", "--canned", name]) == 0
+        assert query_main(["s3://fusedet/out", f"canned={name}", so]) == 0
     assert "person" in capsys.readouterr().out
-    assert query_main(["s3://fusedet/out", "SELECT count(*) AS n FROM frames"]) == 0
+    assert query_main(["s3://fusedet/out", "SELECT count(*) AS n FROM frames WHERE frame_idx >= 0", so]) == 0
     assert "200" in capsys.readouterr().out
-    assert query_main(["s3://fusedet/out", "SELECT nope FROM frames"]) == 2  # a SQL error is a message, not a trace
-    assert query_main(["s3://fusedet/out", "--plot", str(tmp_path / "plots")]) == 0
+    assert query_main(["s3://fusedet/out", "SELECT nope FROM frames", so]) == 2  # a SQL error is a message
+    assert query_main(["s3://fusedet/out", f"plot={tmp_path / 'plots'}", so]) == 0
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {"detections_over_time.png", "modality_timeline.png"}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    s3fs.S3FileSystem.clear_instance_cache()
     clip = tmp_path / "clip.mp4"
     assert render_main(["s3://fusedet/out", "cam00_20260601T180000", "start=1", "end=2", f"out={clip}"]) == 0
     with VideoReader(str(clip)) as r:

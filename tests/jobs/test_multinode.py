@@ -18,13 +18,15 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def multinode():
-    env = os.environ | {"RAY": RAY, "RAY_AUTH_MODE": "token"}
+    env = os.environ | {"RAY_AUTH_MODE": "token"}  # the script finds the project's Ray in .venv itself
     try:
         subprocess.run([str(ROOT / "cluster" / "local_multinode.sh"), "start", "2", "1", "6390"], check=True,
                        env=env, timeout=180)
         yield "http://127.0.0.1:6391"
     finally:
-        subprocess.run([str(ROOT / "cluster" / "local_multinode.sh"), "stop"], env=env, timeout=120)
+        stop = subprocess.run([str(ROOT / "cluster" / "local_multinode.sh"), "stop", "6390"], env=env, timeout=120,
+                              capture_output=True, text=True)
+        assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr
 
 
 def test_ray_job_submit_cli_one_actor_per_gpu_node(multinode, tmp_path):

@@ -12,7 +12,7 @@ from trt.precision import HalfIO
 from trt.tensorrt_api import load_tensorrt, tensorrt_available
 
 pytestmark = pytest.mark.skipif(not tensorrt_available(), reason="no TensorRT flavour installed")
-SPEC = BuildSpec(batch=(1, 2, 4), shape=(256, 320), target="SM89", workspace_gb=1.0)
+SPEC = BuildSpec(batch=(1, 2, 4), size=(320, 256), target="SM89", workspace_gb=1.0)
 
 
 def test_builds_fp32_engine_with_sidecar_and_caches_it(tmp_path, mid_onnx):
@@ -25,7 +25,7 @@ def test_builds_fp32_engine_with_sidecar_and_caches_it(tmp_path, mid_onnx):
     mtime = engine.stat().st_mtime_ns
     again = engine_for(mid_onnx, SPEC, cache_dir=tmp_path)
     assert again == engine and again.stat().st_mtime_ns == mtime  # deserialized next time, not rebuilt
-    other = engine_for(mid_onnx, BuildSpec(batch=(1, 4, 8), shape=(256, 320), target="SM89"), cache_dir=tmp_path)
+    other = engine_for(mid_onnx, BuildSpec(batch=(1, 4, 8), size=(320, 256), target="SM89"), cache_dir=tmp_path)
     assert other != engine  # the profile is part of the key
 
 
@@ -50,8 +50,10 @@ def test_parse_errors_are_listed(tmp_path):
 def test_build_cli_prints_the_sidecar(tmp_path, mid_onnx, capsys):
     from trt.build import main
 
-    assert main([str(mid_onnx), "--batch", "1:2:4", "--shape", "256x320", "--target", "SM89",
-                 "--cache-dir", str(tmp_path)]) == 0
+    assert main([str(mid_onnx), "batch=[1,2,4]", "size=[320,256]", "target=SM89", f"cache_dir={tmp_path}"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["profile"]["shape"] == [256, 320] and out["engine"].endswith(".engine")
-    assert main([str(mid_onnx), "--batch", "4:2:1", "--cache-dir", str(tmp_path)]) == 2
+    assert out["profile"]["size"] == [320, 256] and out["engine"].endswith(".engine")
+    assert out["classes"] == ["person", "vehicle"]  # the names travel with the engine
+    assert main([str(mid_onnx), "batch=[4,2,1]", f"cache_dir={tmp_path}"]) == 2
+    assert main([str(tmp_path / "missing.onnx")]) == 2
+    assert "missing.onnx" in capsys.readouterr().err

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt,
 
 @pytest.fixture(scope="module")
 def engine_path(mid_onnx, tmp_path_factory):
-    return engine_for(mid_onnx, BuildSpec(batch=(1, 4, 8), shape=(256, 320)), cache_dir=tmp_path_factory.mktemp("e"))
+    return engine_for(mid_onnx, BuildSpec(batch=(1, 4, 8), size=(320, 256)), cache_dir=tmp_path_factory.mktemp("e"))
 
 
 def test_tensorrt_matches_onnxruntime(engine_path, mid_onnx):
