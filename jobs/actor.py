@@ -10,7 +10,6 @@ run go on. Transient storage errors are retried first (`storage.*`).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import time
@@ -18,25 +17,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from fusion.config import from_dict
 from fusion.data.decode import NvdecPool, open_decoder, resolve_backend
 from fusion.data.letterbox import Letterbox
 from fusion.data.video import VideoError, VideoReader
-from jobs import schema
+from jobs import schema, tables
 from jobs.config import JobConfig
-from jobs.modality import MODES, ModePolicy, brightness_batch
+from jobs.modality import ModePolicy, brightness_batch
 from jobs.paths import Layout
 from jobs.pipeline import BatchRunner, PairCounts, pair_frames
 from jobs.plan import Chunk
 from jobs.storage import StorageError, filesystem, valid_parquet, with_retry, write_bytes, write_parquet
+from jobs.tables import ChunkFrames
+from jobs.tracking import ID_STRIDE, track_ids
 from trt.detector import Detector
 from trt.engine import EngineError, EngineSpec, load_engine
 
 log = logging.getLogger(__name__)
-MODE_INDEX = {m: i for i, m in enumerate(MODES)}
 PROJECT = Path(__file__).resolve().parents[1]  # on every node: the code being run (repo, or the uploaded working dir)
 
 
@@ -145,9 +144,14 @@ class ChunkDetector:
             if attempt > self.cfg.cluster.max_chunk_attempts:
                 raise ChunkFailed("ActorDied", chunk.rgb_uri, f"started {attempt - 1} times in this run and its actor "
                                   "died each time (out of memory, or a crash while decoding this chunk)")
-            det, frames, counts, timing = self._detect(chunk)
+            result, counts, timing = self._detect(chunk)
+            det, frames, overlap = tables.build(chunk, result, run_id=self.run_id, classes=self.classes,
+                                                models={m: Path(s.model).stem for m, s in self.specs.items()},
+                                                precisions={m: d.engine.precision for m, d in self.detectors.items()})
             t_write = time.perf_counter()
-            for path, table in ((det_path, det), (frame_path, frames)):  # the frames file last: it marks completion
+            writes = [(self.layout.overlap(chunk.key), overlap)] if overlap is not None else []
+            writes += [(det_path, det), (frame_path, frames)]  # the frames file last: it marks completion
+            for path, table in writes:
                 try:
                     with_retry(lambda p=path, t=table: write_parquet(self.out_fs, p, t), what=f"write {path}",
                                policy=policy)
@@ -207,16 +211,15 @@ class ChunkDetector:
         except Exception:  # a leftover counter only matters if this chunk's actor dies later
             pass
 
-    def _warm_policy(self, chunk: Chunk, policy: ModePolicy) -> None:
-        """The policy's state before the chunk, from the keyframes of a short look-back (cheap: no other frame)."""
+    def _warm_policy(self, chunk: Chunk, policy: ModePolicy, start: float) -> None:
+        """The policy's state before `start`, from the keyframes of a short look-back (cheap: no other frame)."""
         m = self.cfg.modality
         lookback = m.min_dwell_s + 3 * m.smoothing_s
-        if m.mode != "adaptive" or chunk.start_s <= 0 or lookback <= 0:
+        if m.mode != "adaptive" or start <= 0 or lookback <= 0:
             return
         try:
             with VideoReader.open(chunk.rgb_uri, storage_options=self.cfg.input.storage_options) as r:
-                keys = list(r.frames(max(chunk.start_s - lookback, 0.0), chunk.start_s, keyframes_only=True,
-                                     fmt="rgb24"))
+                keys = list(r.frames(max(start - lookback, 0.0), start, keyframes_only=True, fmt="rgb24"))
         except VideoError as exc:
             raise ChunkFailed("VideoError", chunk.rgb_uri, str(exc)) from exc
         if keys:
@@ -238,11 +241,14 @@ class ChunkDetector:
         except StorageError as exc:
             raise ChunkFailed("StorageError", uri, str(exc)) from exc
 
-    def _detect(self, chunk: Chunk) -> tuple[pa.Table, pa.Table, PairCounts, dict[str, float]]:
-        _e, batch = self.cfg.engine, self.cfg.engine.batch
+    def _detect(self, chunk: Chunk) -> tuple[ChunkFrames, PairCounts, dict[str, float]]:
+        batch = self.cfg.engine.batch
         tol = self.cfg.decode.pair_tolerance_s or 0.5 / chunk.fps
+        trk = self.cfg.tracking
+        # Tracking runs over the overlap with the previous chunk too (its rows go to the _overlap file only).
+        start = max(chunk.first - round(trk.overlap_s * chunk.fps), 0) / chunk.fps if trk.enabled else chunk.start_s
         policy = ModePolicy(self.cfg.modality)
-        self._warm_policy(chunk, policy)
+        self._warm_policy(chunk, policy, start)
         rgb_f, ir_f = self._io.submit(self._open, chunk.rgb_uri, False), self._io.submit(self._open, chunk.ir_uri, True)
         rgb_dec, ir_dec = rgb_f.result(), ir_f.result()
         counts = PairCounts()
@@ -250,10 +256,10 @@ class ChunkDetector:
         t_decode = 0.0  # time this thread waited for the next paired piece (decode + pairing)
         try:
             end = None if chunk.last else chunk.end_s  # the last chunk runs to the stream's end
-            pieces = pair_frames(_stream(rgb_dec, chunk.start_s, end, batch, "RGB"),
-                                 _stream(ir_dec, max(chunk.start_s - tol, 0.0), None if end is None else end + tol,
-                                         batch, "IR"),
-                                 start=chunk.start_s, end=float("inf") if end is None else end, tol=tol, size=batch,
+            pieces = pair_frames(_stream(rgb_dec, start, end, batch, "RGB"),
+                                 _stream(ir_dec, max(start - tol, 0.0), None if end is None else end + tol, batch,
+                                         "IR"),
+                                 start=start, end=float("inf") if end is None else end, tol=tol, size=batch,
                                  counts=counts)
             while True:
                 t0 = time.perf_counter()
@@ -287,38 +293,12 @@ class ChunkDetector:
                               f"{counts.ir} IR frames decoded)")
         flat = np.concatenate(rows) if rows else np.zeros((0, 7), np.float32)
         flat = flat[np.lexsort((-flat[:, 5], flat[:, 0]))]  # by frame, then score
-        return (*self._tables(chunk, np.asarray(times), bright, modes, sizes, flat), counts,
-                {"decode_s": t_decode, "engine_wait_s": t_wait})
-
-    def _tables(self, chunk: Chunk, times: np.ndarray, bright: list[float], modes: list[str],
-                sizes: list[tuple[int, int]], flat: np.ndarray) -> tuple[pa.Table, pa.Table]:
-        """Per-frame lists + (K, 7) detections (frame index into them) → (detections, frames) tables, column-wise
-        (Arrow does the per-row work: this runs while other chunks decode, so it must not hold the GIL long)."""
-        t0 = dt.datetime.fromisoformat(chunk.start_time)
-        t0 = (t0 if t0.tzinfo else t0.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
-        n = len(times)
-        stamps = np.datetime64(t0, "ms") + np.rint(times * 1000).astype("timedelta64[ms]")
-        mode_idx = np.array([MODE_INDEX[m] for m in modes], np.int8)
-        per_frame = {"video_id": pa.array([chunk.video_id] * n, pa.string()),
-                     "camera_id": pa.array([chunk.camera_id] * n, pa.string()),
-                     "chunk_id": np.full(n, chunk.chunk_id, np.int32),
-                     "frame_idx": np.rint(times * chunk.fps).astype(np.int32), "timestamp": stamps,
-                     "modality": pa.array(MODES).take(mode_idx), "brightness": np.asarray(bright, np.float32),
-                     "run_id": pa.array([self.run_id] * n, pa.string())}
-        rows = flat[:, 0].astype(np.int64)  # detection → its frame
-        cls = flat[:, 6].astype(np.int16)
-        size = np.asarray(sizes, np.int32).reshape(-1, 2)
-        model_ids = pa.array([Path(self.specs[m].model).stem if m in self.specs else "" for m in MODES])
-        precisions = pa.array([self.detectors[m].engine.precision if m in self.detectors else "" for m in MODES])
-        frames = schema.table(schema.FRAMES, per_frame | {"detections": np.bincount(rows, minlength=n)})
-        det = frames.select(list(per_frame)).take(pa.array(rows))
-        det_cols = {k: det.column(k).combine_chunks() for k in per_frame} | {
-            "class_id": cls, "class_name": pa.array(self.classes).take(pa.array(cls)), "score": flat[:, 5],
-            "x1": flat[:, 1], "y1": flat[:, 2], "x2": flat[:, 3], "y2": flat[:, 4], "img_w": size[rows, 0],
-            "img_h": size[rows, 1], "model_id": model_ids.take(pa.array(mode_idx[rows])),
-            "precision": precisions.take(pa.array(mode_idx[rows]))}
-        return schema.table(schema.DETECTIONS, det_cols), frames
-
+        result = ChunkFrames(np.asarray(times), np.asarray(bright, np.float32), modes, sizes, flat)
+        if trk.enabled:
+            result.track = track_ids(flat[:, 0].astype(np.int64), flat[:, 1:], n_frames=len(times), fps=chunk.fps,
+                                     cfg=trk, id_base=chunk.first * ID_STRIDE)
+        counts.paired = int((result.times >= chunk.start_s - 0.5 / chunk.fps).sum())  # the chunk's own frames
+        return result, counts, {"decode_s": t_decode, "engine_wait_s": t_wait}
 
 def _to_source(rows: np.ndarray, frame_ids: np.ndarray, lb: Letterbox) -> np.ndarray:
     """Runner rows (piece-local frame, model-pixel box, score, class) → chunk frame index, source-pixel box."""

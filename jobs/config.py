@@ -107,6 +107,24 @@ class ModalityConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True  # ByteTrack (ultralytics) per chunk + stitching across chunks: track_id on every detection
+    high: float = 0.25  # detections at or above this score are matched first (ByteTrack's track_high_thresh)
+    low: float = 0.1  # ...then those above this recover lost tracks (track_low_thresh)
+    new: float = 0.25  # a detection nobody matched starts a track at or above this score (new_track_thresh)
+    buffer_s: float = 1.0  # a lost track is kept this long for re-identification (occlusion)
+    match: float = 0.8  # association cost threshold (1 - IoU, fused with the score)
+    overlap_s: float = 1.0  # chunks are also run over this much of the previous chunk, where tracks are linked
+    stitch_iou: float = 0.5  # two chunks' tracks are one object when their boxes overlap this much on average
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low <= self.high <= 1 or not 0 <= self.new <= 1 or not 0 < self.match <= 1:
+            raise ConfigError("tracking: need 0 <= low <= high <= 1, 0 <= new <= 1, 0 < match <= 1")
+        if self.buffer_s <= 0 or self.overlap_s < 0 or not 0 < self.stitch_iou <= 1:
+            raise ConfigError("tracking: buffer_s > 0, overlap_s >= 0, 0 < stitch_iou <= 1")
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     address: str = ""  # "" = start a local Ray; "auto" = join the running cluster (what `ray job submit` gives)
     actors: int = 2  # actor pool size (the most actors when min_actors is set)
@@ -150,5 +168,6 @@ class JobConfig:
     storage: RetryConfig = field(default_factory=RetryConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     modality: ModalityConfig = field(default_factory=ModalityConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

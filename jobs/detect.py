@@ -31,6 +31,7 @@ from jobs.plan import Chunk, plan_pair, reconcile
 from jobs.preflight import PreflightError, preflight
 from jobs.progress import Progress
 from jobs.storage import StorageError, filesystem, with_retry, write_parquet
+from jobs.tracks import VideoRef, stitch_all
 
 log = logging.getLogger("jobs.detect")
 
@@ -126,6 +127,8 @@ def main(cfg: JobConfig) -> dict:
         if chunks:
             for row in run_chunks(cfg, chunks, run_id, progress):
                 status.append(row)
+        if cfg.tracking.enabled:
+            errors += stitch_all(cfg, run_id, videos_to_stitch(chunks, status))
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: recording the %d chunks that finished", len(status))
@@ -139,6 +142,13 @@ def main(cfg: JobConfig) -> dict:
                            videos_failed, interrupted)
         _write_run(cfg, run_id, summary, status, errors)
     return summary | {"status": status, "errors": errors}
+
+
+def videos_to_stitch(chunks: list[Chunk], status: list[dict]) -> list[VideoRef]:
+    """Videos with a chunk (re)written in this run: their tracks change. Fully skipped videos keep theirs."""
+    touched = {s["video_id"] for s in status if s["status"] in ("done", "partial")}
+    refs = {c.video_id: VideoRef(c.camera_id, c.date, c.video_id) for c in chunks if c.video_id in touched}
+    return [refs[v] for v in sorted(refs)]
 
 
 def _summary(cfg, run_id, started, seconds, plan_seconds, chunks, status, videos_failed, interrupted) -> dict:

@@ -2,6 +2,9 @@
 
     <root>/detections/camera_id=<cam>/date=<YYYY-MM-DD>/<video_id>.<first>-<end>.parquet   one row per detection
     <root>/frames/camera_id=<cam>/date=<YYYY-MM-DD>/<video_id>.<first>-<end>.parquet       one row per frame
+    <root>/tracks/camera_id=<cam>/date=<YYYY-MM-DD>/<video_id>.parquet       one row per track (after stitching)
+    <root>/track_links/camera_id=<cam>/date=<YYYY-MM-DD>/<video_id>.parquet  chunk track id → video track id
+    <root>/_overlap/camera_id=<cam>/date=<YYYY-MM-DD>/<video_id>.<first>-<end>.parquet  a chunk's look-back rows
     <root>/_plans/camera_id=<cam>/<video_id>.json       how the video was cut (chunk settings, frame ranges)
     <root>/_runs/run_id=<run_id>/{summary,chunks,errors}.parquet
     <root>/_runs/run_id=<run_id>/attempts/<video_id>.<first>-<end>     a chunk in progress (start count)
@@ -91,6 +94,12 @@ class Layout:
 
     def frames(self, key: ChunkKey) -> str:
         return f"{self.partition('frames', key.camera_id, key.date)}/{key.name}"
+
+    def overlap(self, key: ChunkKey) -> str:
+        return f"{self.partition('_overlap', key.camera_id, key.date)}/{key.name}"
+
+    def tracks(self, camera_id: str, date: str, video_id: str, table: str = "tracks") -> str:
+        return f"{self.partition(table, camera_id, date)}/{video_id}.parquet"
 
     def plan(self, camera_id: str, video_id: str) -> str:
         return f"{self.root}/_plans/camera_id={camera_id}/{video_id}.json"

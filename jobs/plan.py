@@ -143,15 +143,16 @@ def remove_video_outputs(layout: Layout, fs, record: dict, retry: RetryConfig) -
     """Delete every detections/frames file of the video the record describes (frames files first: a chunk whose
     marker is gone reads as not done even if the delete stops half-way)."""
     removed = 0
-    for table in ("frames", "detections"):
+    for table in ("frames", "detections", "_overlap", "tracks", "track_links"):
         folder = layout.partition(table, record["camera_id"], record["date"])
         try:
             names = with_retry(lambda f=folder: fs.ls(f, detail=False), what=f"list {folder}", policy=retry)
         except FileNotFoundError:
             continue
         for p in names:
-            parsed = parse_chunk_file(p.rsplit("/", 1)[-1])
-            if parsed and parsed[0] == record["video_id"]:
+            name = p.rsplit("/", 1)[-1]
+            parsed = parse_chunk_file(name)
+            if (parsed and parsed[0] == record["video_id"]) or name == f"{record['video_id']}.parquet":
                 with_retry(lambda q=p: fs.rm_file(q), what=f"delete {p}", policy=retry)
                 removed += 1
     return removed

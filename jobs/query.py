@@ -5,8 +5,9 @@
     python -m jobs.query demo-output/detections plot=demo-output/plots
     python -m jobs.query s3://bucket/out canned=errors storage_options={endpoint_url: http://minio:9000}
 
-Views: `detections`, `frames` (one row per processed frame), `errors`, `runs` (summaries), `chunks` (per chunk:
-status, node, seconds). Object stores are read through fsspec with the same storage options as the job.
+Views: `detections` (track_id = the object's id in its video), `frames` (one row per processed frame), `tracks` (one
+row per object: class, first/last seen, frames, path), `errors`, `runs` (summaries), `chunks` (per chunk: status,
+node, seconds). Object stores are read through fsspec with the same storage options as the job.
 """
 
 from __future__ import annotations
@@ -33,12 +34,21 @@ CANNED = {
     "modality_share": """
         SELECT modality, count(*) AS frames, round(avg(brightness), 3) AS mean_brightness
         FROM frames GROUP BY ALL ORDER BY frames DESC""",
+    "unique_persons_per_camera_hour": """
+        SELECT camera_id, date_trunc('hour', first_seen) AS hour, count(*) AS persons,
+               round(median(epoch(last_seen) - epoch(first_seen)), 1) AS median_seconds_in_view
+        FROM tracks WHERE class_name = 'person' AND frames >= 5 GROUP BY ALL ORDER BY ALL""",
+    "longest_tracks": """
+        SELECT camera_id, video_id, track_id, class_name, first_seen, last_seen, frames, round(mean_score, 3) AS score,
+               round(path_px) AS path_px, chunks
+        FROM tracks ORDER BY frames DESC, path_px DESC LIMIT 20""",
     "errors": """
         SELECT run_id, severity, error_type, video_id, chunk_id, uri, reason FROM errors
         ORDER BY run_id DESC, severity, video_id, chunk_id""",
 }
-VIEWS = {"detections": "detections/**/*.parquet", "frames": "frames/**/*.parquet",
-         "errors": "_runs/*/errors.parquet", "runs": "_runs/*/summary.parquet", "chunks": "_runs/*/chunks.parquet"}
+VIEWS = {"detections": "detections/**/*.parquet", "frames": "frames/**/*.parquet", "tracks": "tracks/**/*.parquet",
+         "track_links": "track_links/**/*.parquet", "errors": "_runs/*/errors.parquet",
+         "runs": "_runs/*/summary.parquet", "chunks": "_runs/*/chunks.parquet"}
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
@@ -69,8 +79,13 @@ def connect(root: str, storage_options: dict | None = None) -> duckdb.DuckDBPyCo
         hint = f"; did you mean {root}/{inner[0]}?" if inner else " (expected detections/, frames/, _runs/)"
         raise ConfigError(f"{root}: no job output here{hint}")
     for name in found:
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM "
+        view = "raw_detections" if name == "detections" and "track_links" in found else name
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM "
                     f"read_parquet('{root}/{VIEWS[name]}', hive_partitioning = true, union_by_name = true)")
+    if "detections" in found and "track_links" in found:  # chunk-scoped track ids → the video-wide ones
+        con.execute("CREATE VIEW detections AS SELECT d.* REPLACE (coalesce(l.track_id, d.track_id) AS track_id) "
+                    "FROM raw_detections d LEFT JOIN track_links l ON d.video_id = l.video_id AND "
+                    "d.track_id = l.chunk_track_id")
     return con
 
 

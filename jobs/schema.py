@@ -13,6 +13,25 @@ DETECTIONS = pa.schema([
     ("score", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
     ("img_w", pa.int32()), ("img_h", pa.int32()), ("modality", pa.string()), ("brightness", pa.float32()),
     ("model_id", pa.string()), ("precision", pa.string()), ("run_id", pa.string()),
+    # the chunk-scoped track (first_frame * 100000 + tracker id; -1: no track); the `detections` view of jobs.query
+    # replaces it with the video-wide id the stitching pass found (table track_links)
+    ("track_id", pa.int64()),
+])
+# Per chunk, the detections of the frames it ran before its own (the overlap with the previous chunk): where
+# tracks of consecutive chunks are linked. Never counted as the chunk's output.
+OVERLAP = pa.schema([
+    ("video_id", pa.string()), ("frame_idx", pa.int32()), ("track_id", pa.int64()), ("class_id", pa.int16()),
+    ("score", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
+])
+# One row per object track of a video (after stitching across chunks).
+TRACKS = pa.schema([
+    ("video_id", pa.string()), ("camera_id", pa.string()), ("track_id", pa.int64()), ("class_id", pa.int16()),
+    ("class_name", pa.string()), ("first_seen", pa.timestamp("ms", tz="UTC")),
+    ("last_seen", pa.timestamp("ms", tz="UTC")), ("frames", pa.int32()), ("mean_score", pa.float32()),
+    ("path_px", pa.float32()), ("chunks", pa.int32()), ("run_id", pa.string()),
+])
+TRACK_LINKS = pa.schema([
+    ("video_id", pa.string()), ("chunk_track_id", pa.int64()), ("track_id", pa.int64()),
 ])
 # One row per processed frame, with or without detections: "nothing found" differs from "not processed".
 FRAMES = pa.schema([

@@ -125,7 +125,8 @@ def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: fl
     scene = make_scene(seed, config)
     rng = np.random.default_rng([seed, 2])
     n = round(seconds * fps)
-    gt: dict[str, list] = {k: [] for k in ("frame_idx", "timestamp", "class_id", "x1", "y1", "x2", "y2", "light")}
+    keys = ("frame_idx", "timestamp", "class_id", "object_id", "x1", "y1", "x2", "y2", "light")
+    gt: dict[str, list] = {k: [] for k in keys}
     frames = []
     for i in range(n):
         a = i / max(n - 1, 1)
@@ -136,9 +137,8 @@ def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: fl
                           clutter=(1 - a) * light_from.clutter + a * light_to.clutter)
         f = scene.render(i / fps, il, rng)
         frames.append((f.rgb, f.ir))
-        for b, c in zip(f.boxes, f.classes, strict=True):
-            for key, v in zip(("frame_idx", "timestamp", "class_id", "x1", "y1", "x2", "y2", "light"),
-                              (i, i / fps, int(c), *map(float, b), il.light), strict=True):
+        for b, c, o in zip(f.boxes, f.classes, f.ids, strict=True):
+            for key, v in zip(keys, (i, i / fps, int(c), int(o), *map(float, b), il.light), strict=True):
                 gt[key].append(v)
     write_video(rgb_url, (r for r, _ in frames), fps=fps)
     write_video(ir_url, (ir for _, ir in frames), fps=fps)

@@ -92,6 +92,7 @@ class Thing:
     temp: float = 0.8  # IR intensity 0..1 (warm = bright)
     facing: int = 1  # +1 right, -1 left (vehicles: where the headlights are)
     presence: float = 0.0  # confounders are shown when presence < Illumination.clutter
+    ident: int = -1  # identity within the scene (ground truth for tracking)
 
     def at(self, t: float) -> Thing:
         return Thing(**{**self.__dict__, "cx": self.cx + self.vx * t, "foot": self.foot + self.vy * t})
@@ -108,6 +109,7 @@ class Frame:
     boxes: np.ndarray  # (N, 4) float32 xyxy in RGB pixels
     classes: np.ndarray  # (N,) int64 indices into CLASS_NAMES
     illumination: Illumination
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) object identity of each box
 
 
 @dataclass
@@ -129,8 +131,8 @@ class Scene:
         visible = [th for th in things if _clutter_visible(th, illumination)]
         rgb = render.render_rgb(self, visible, illumination, rng)
         ir = render.render_ir(self, visible, illumination, rng)
-        boxes, classes = _targets(visible, W, H)
-        return Frame(rgb=rgb, ir=ir, boxes=boxes, classes=classes, illumination=illumination)
+        boxes, classes, ids = _targets(visible, W, H)
+        return Frame(rgb=rgb, ir=ir, boxes=boxes, classes=classes, illumination=illumination, ids=ids)
 
 
 def _clutter_visible(th: Thing, illumination: Illumination) -> bool:
@@ -140,8 +142,8 @@ def _clutter_visible(th: Thing, illumination: Illumination) -> bool:
     return th.presence < illumination.clutter
 
 
-def _targets(things: list[Thing], W: int, H: int) -> tuple[np.ndarray, np.ndarray]:
-    boxes, classes = [], []
+def _targets(things: list[Thing], W: int, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    boxes, classes, ids = [], [], []
     for th in things:
         if th.kind not in _LABEL:
             continue
@@ -153,7 +155,9 @@ def _targets(things: list[Thing], W: int, H: int) -> tuple[np.ndarray, np.ndarra
             continue  # mostly out of frame: an annotator would not label it either
         boxes.append((cx1, cy1, cx2, cy2))
         classes.append(_LABEL[th.kind])
-    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64)
+        ids.append(th.ident)
+    return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64),
+            np.asarray(ids, np.int64))
 
 
 def _palette(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -227,6 +231,8 @@ def make_scene(seed: int, config: SceneConfig | None = None, *, speed: float = 1
     sx, sy = w_ir / W * scale, h_ir / H * scale
     tx = w_ir / 2 * (1 - scale) + rng.uniform(-cfg.ir_shift, cfg.ir_shift)
     ty = h_ir / 2 * (1 - scale) + rng.uniform(-cfg.ir_shift, cfg.ir_shift)
+    for i, th in enumerate(things):
+        th.ident = i
     albedo = render.background_albedo(W, H, horizon, rng)
     ir_base = render.background_thermal(w_ir, h_ir, horizon * sy + ty, rng)
     return Scene(cfg, horizon, things, lamps, (sx, sy, tx, ty), albedo, ir_base, seed)
