@@ -14,22 +14,25 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 from ultralytics.utils.loss import v8DetectionLoss
 
 from fusion.checkpoint import load_checkpoint, save_checkpoint
 from fusion.config import ConfigError, cli_main, parse_args, to_dict
+from fusion.data.gpu_batches import GpuBatches, PairStore
 from fusion.data.layouts import read_dataset
 from fusion.data.pairs import AugmentConfig, FolderPairs, SyntheticPairs, TrainPairs, collate
+from fusion.data.scene import CLASS_NAMES
 from fusion.evaluate import evaluate
 from fusion.models.build import ModelConfig, build_model
+from fusion.pretrained import load_pretrained, summary_by_part
+from fusion.progress import Steps
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,11 @@ class DataConfig:
     seed: int = 0
     val_seed: int = 1500
     size: tuple[int, int] = (640, 512)  # model input (W, H), multiples of 32
-    cache_dir: str = ""  # synthetic: render once into memory-mapped arrays here ("" = render on the fly)
+    cache_dir: str = ""  # where decoded pairs are kept (memory-mapped): "" = <out>/cache for the gpu loader
+    classes: tuple[str, ...] = ()  # class names; () = the dataset's (YOLOFuse data.yaml, LLVIP: person, synthetic:
+    #                                person, vehicle). They are stored in the checkpoint and every exported model.
+    loader: Literal["auto", "gpu", "workers"] = "auto"  # gpu: decode once into a uint8 store, augment on the GPU;
+    #                                                     workers: CPU DataLoader processes; auto: gpu on CUDA
 
     def __post_init__(self) -> None:
         if any(v % 32 for v in self.size):
@@ -76,7 +83,9 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 5  # epochs between held-out evaluations (and always after the last)
     time_budget_min: float = 0.0  # > 0: the LR schedule follows elapsed time too, and training stops at it
-    resume: bool = False
+    resume: bool = False  # continue from <out>/last.pt with the same config (say the config file again)
+    pretrained: str = ""  # start from an ultralytics YOLO11 / YOLOv8 checkpoint (yolo11n.pt, yolov8s.pt, ...)
+    pretrained_trust: bool = False  # let torch unpickle a full ultralytics model file (it runs code from the file)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
@@ -90,15 +99,31 @@ def _loss_fns(model: torch.nn.Module, cfg: TrainConfig) -> list[v8DetectionLoss]
     return [v8DetectionLoss(SimpleNamespace(args=hyp, model=[h], parameters=h.parameters)) for h in heads]
 
 
-def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader | None]:
+def sources(cfg: TrainConfig):
+    """→ (training source, held-out source or None, class names the data carries)."""
     d = cfg.data
     if d.source == "synthetic":
         kw = {"size": d.size, "cache_dir": d.cache_dir, "workers": max(cfg.workers, 1)}
         train_src = SyntheticPairs(n=d.n_train, seed=d.seed, **kw)
         val_src = SyntheticPairs(n=d.n_val, seed=d.val_seed, **kw) if d.n_val else None
-    else:
-        train_src = FolderPairs(read_dataset(d.root, split=d.split))
-        val_src = FolderPairs(read_dataset(d.val_root, split="test")) if d.val_root else None
+        return train_src, val_src, CLASS_NAMES
+    ds = read_dataset(d.root, split=d.split)
+    train_src = FolderPairs(ds)
+    val_src = FolderPairs(read_dataset(d.val_root, split="test")) if d.val_root else None
+    return train_src, val_src, ds.class_names
+
+
+def model_config(cfg: TrainConfig, data_names: tuple[str, ...]) -> ModelConfig:
+    """The model's classes come from the data (or data.classes), never from the generator's defaults."""
+    names = tuple(cfg.data.classes) or tuple(data_names)
+    if names and names != tuple(cfg.model.class_names):
+        log.info("classes from the data: %s", list(names))
+        return replace(cfg.model, num_classes=len(names), class_names=names)
+    return cfg.model
+
+
+def make_loaders(cfg: TrainConfig, train_src, val_src) -> tuple[DataLoader, DataLoader | None]:
+    d = cfg.data
     train = TrainPairs(train_src, size=d.size, augment=cfg.augment, seed=cfg.seed)
     kw = {"batch_size": cfg.batch, "num_workers": cfg.workers, "collate_fn": collate,
           "persistent_workers": cfg.workers > 0}
@@ -110,6 +135,11 @@ def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader | None]:
     return train_dl, val_dl
 
 
+def _data_key(cfg: TrainConfig) -> str:
+    d = cfg.data
+    return f"synthetic:{d.seed}:{d.n_train}" if d.source == "synthetic" else f"folder:{d.root}:{d.split}"
+
+
 def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
@@ -117,7 +147,14 @@ def train(cfg: TrainConfig) -> dict:
                           ("cpu" if cfg.device == "auto" else cfg.device))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg.model).to(device)
+    train_src, val_src, data_names = sources(cfg)
+    mcfg = model_config(cfg, data_names)
+    model = build_model(mcfg)
+    report = None
+    if cfg.pretrained and not cfg.resume:
+        report = load_pretrained(model, cfg.pretrained, arch=mcfg.arch, trust=cfg.pretrained_trust)
+        print(report.text())
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -129,9 +166,15 @@ def train(cfg: TrainConfig) -> dict:
         start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], json.loads(ckpt["history"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
     losses = _loss_fns(model, cfg)
-    train_dl, val_dl = make_loaders(cfg)
-    steps = cfg.epochs * len(train_dl)
-    warm = max(int(cfg.warmup_epochs * len(train_dl)), 1)
+    train_dl, val_dl = make_loaders(cfg, train_src, val_src)
+    gpu = (cfg.data.loader == "gpu" or (cfg.data.loader == "auto" and device.type == "cuda"))
+    if gpu:  # decoded once (the deployment's letterbox), augmented on the device: no CPU augmentation per step
+        store = PairStore.build(train_src, size=cfg.data.size, root=cfg.data.cache_dir or out / "cache",
+                                key=_data_key(cfg), workers=max(cfg.workers, 1))
+        batches = GpuBatches(store, batch=cfg.batch, augment=cfg.augment, device=device, seed=cfg.seed)
+    n_steps = len(batches) if gpu else len(train_dl)
+    steps = cfg.epochs * n_steps
+    warm = max(int(cfg.warmup_epochs * n_steps), 1)
 
     t_start = time.time()
 
@@ -149,11 +192,11 @@ def train(cfg: TrainConfig) -> dict:
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         train_dl.dataset.epoch = epoch  # new augmentation draws each epoch, reproducible
-        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
+        bar = Steps(n_steps, f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
         t0, total = time.time(), 0.0
-        for i, batch in enumerate(bar):
+        for i, batch in enumerate(batches.epoch(epoch) if gpu else train_dl):
             for g in opt.param_groups:
-                g["lr"] = lr_at(epoch * len(train_dl) + i)
+                g["lr"] = lr_at(epoch * n_steps + i)
             rgb, ir = batch["rgb"].to(device, non_blocking=True), batch["ir"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 preds = model(rgb, ir)
@@ -166,9 +209,12 @@ def train(cfg: TrainConfig) -> dict:
             scaler.step(opt)
             scaler.update()
             total += float(loss.detach())
-            bar.set_postfix(loss=f"{total / (i + 1):.3f}")
-        record = {"epoch": epoch, "loss": total / max(len(train_dl), 1), "seconds": time.time() - t0}
-        last = epoch + 1 == cfg.epochs or progress((epoch + 1) * len(train_dl)) >= 1.0
+            bar.advance(1, loss=f"{total / (i + 1):.3f}")
+        bar.close()
+        seconds = time.time() - t0
+        record = {"epoch": epoch, "loss": total / max(n_steps, 1), "seconds": seconds,
+                  "pairs_per_s": n_steps * cfg.batch / max(seconds, 1e-9)}
+        last = epoch + 1 == cfg.epochs or progress((epoch + 1) * n_steps) >= 1.0
         if val_dl is not None and ((epoch + 1) % cfg.val_every == 0 or last):
             record.update(evaluate(model, val_dl, device=device, size=cfg.data.size)["overall"])
         history.append(record)
@@ -178,12 +224,14 @@ def train(cfg: TrainConfig) -> dict:
         score = record.get("mAP50-95", -1.0)
         if score > best:  # best.pt: fp16 weights + config only (small enough to ship)
             best = score
-            save_checkpoint(out / "best.pt", model=model, model_config=cfg.model, half=True, best=best,
+            save_checkpoint(out / "best.pt", model=model, model_config=mcfg, half=True, best=best,
                             epoch=epoch, history=extra["history"], train_config=extra["train_config"])
-        save_checkpoint(out / "last.pt", model=model, model_config=cfg.model, best=best, **extra)
+        save_checkpoint(out / "last.pt", model=model, model_config=mcfg, best=best, **extra)
         if last:
             break
-    (out / "metrics.json").write_text(json.dumps({"history": history, "best_mAP50-95": best}, indent=2))
+    (out / "metrics.json").write_text(json.dumps({"history": history, "best_mAP50-95": best, "classes": list(
+        mcfg.class_names), "pretrained": None if report is None else {"source": report.source, "family": report.family,
+                                                                      **summary_by_part(report)}}, indent=2))
     return {"history": history, "best": best}
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from torch.utils.data import DataLoader
 
@@ -22,7 +23,7 @@ from fusion.config import ConfigError, cli_main, parse_args
 from fusion.data.pairs import AugmentConfig, SyntheticPairs, TrainPairs, collate
 from fusion.evaluate import evaluate
 from trt.export import ExportConfig, export_checkpoint
-from trt.precision import calibration_manifest, quantize_int8
+from trt.precision import calibration_manifest, folder_manifest, quantize_int8
 from trt.runtime_onnx import OnnxRuntimeEngine
 from trt.tensorrt_api import TensorRTUnavailable
 
@@ -35,7 +36,9 @@ class PipelineConfig:
     size: tuple[int, int] = (640, 512)  # (W, H)
     n_eval: int = 250  # held-out synthetic pairs for the accuracy check (50 per slice)
     eval_seed: int = 1500  # same held-out seed as training's validation
-    calib_n: int = 100  # calibration pairs, stratified across slices
+    calib_n: int = 100  # calibration pairs, stratified across slices (synthetic) or brightness bins (folder)
+    calib_source: Literal["synthetic", "folder"] = "synthetic"  # folder: your own LLVIP / YOLOFuse dataset
+    calib_root: str = ""  # folder: the dataset's URL (its train split is sampled)
     calib_seed: int = 1700  # calibration scenes: neither training nor evaluation
     calib_method: str = "minmax"  # minmax | percentile | entropy (percentile/entropy need more memory)
     int8: bool = True
@@ -46,6 +49,8 @@ class PipelineConfig:
     batch: tuple[int, int, int] = (1, 32, 128)
 
     def __post_init__(self) -> None:
+        if self.calib_source == "folder" and not self.calib_root:
+            raise ConfigError("calib_root is required with calib_source=folder")
         if self.calib_method not in ("minmax", "percentile", "entropy"):
             raise ConfigError(f"calib_method={self.calib_method!r}: minmax, percentile or entropy")
 
@@ -57,7 +62,9 @@ def run_pipeline(checkpoint: str | Path, cfg: PipelineConfig) -> dict:
     paths = {prec: export_checkpoint(checkpoint, ExportConfig(out=str(out / f"model.{prec}.onnx"), size=cfg.size),
                                      half=prec == "fp16") for prec in ("fp32", "fp16")}
     if cfg.int8:
-        manifest = calibration_manifest(out / "calibration.json", n=cfg.calib_n, seed=cfg.calib_seed)
+        manifest = (folder_manifest(out / "calibration.json", cfg.calib_root, n=cfg.calib_n, seed=cfg.calib_seed)
+                    if cfg.calib_source == "folder" else
+                    calibration_manifest(out / "calibration.json", n=cfg.calib_n, seed=cfg.calib_seed))
         paths["int8"] = quantize_int8(paths["fp32"], out / "model.int8.onnx", manifest=manifest, size=cfg.size,
                                       method=cfg.calib_method)
     loader = DataLoader(TrainPairs(SyntheticPairs(n=cfg.n_eval, seed=cfg.eval_seed, size=cfg.size), size=cfg.size,

@@ -72,17 +72,68 @@ def calibration_manifest(path: str | Path, *, n: int = 200, seed: int = 1700,
     return manifest
 
 
+def folder_manifest(path: str | Path, root: str, *, n: int = 200, seed: int = 1700, split: str = "train",
+                    bins: int = 5) -> dict:
+    """Write (or read back) a calibration set drawn from a dataset folder (LLVIP / YOLOFuse layout), stratified by
+    scene brightness: the pairs are binned by mean RGB luminance (of a downscaled image) into `bins` equal-count
+    bins, and the same number is drawn from each, so night and day scenes both set the INT8 ranges."""
+    path = Path(path)
+    if path.exists():
+        return json.loads(path.read_text())
+    import cv2
+    import fsspec
+
+    from fusion.data.layouts import read_dataset, read_image
+
+    ds = read_dataset(root, split=split)
+    if not len(ds):
+        raise ValueError(f"calib_root={root}: no pairs in split {split!r}")
+    fs = fsspec.core.url_to_fs(root)[0]
+    rng = np.random.default_rng(seed)
+    pool = rng.permutation(len(ds))[: max(4 * n, n)]  # brightness is read for a sample, not the whole dataset
+    lum = [float(cv2.resize(cv2.cvtColor(read_image(fs, ds.samples[i].rgb_uri, gray=False), cv2.COLOR_BGR2GRAY),
+                            (64, 48)).mean()) / 255 for i in pool]
+    order = pool[np.argsort(lum, kind="stable")]
+    per = max(n // bins, 1)
+    picked = [int(i) for part in np.array_split(order, bins) for i in rng.permutation(part)[:per]]
+    items = [{"rgb": ds.samples[i].rgb_uri, "ir": ds.samples[i].ir_uri, "stem": ds.samples[i].stem} for i in picked]
+    manifest = {"kind": "folder", "root": root, "split": split, "seed": seed, "items": items,
+                "brightness_bins": [round(float(np.asarray(lum)[np.argsort(lum)][k * len(lum) // bins]), 4)
+                                    for k in range(bins)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
 def calibration_batches(manifest: dict, *, size: tuple[int, int], batch: int = 8,
                         inputs: Sequence[str] = ("rgb", "ir")) -> Iterator[dict[str, np.ndarray]]:
+    """Calibration inputs, letterboxed by the deployment's own `letterbox`: synthetic scenes or dataset images."""
     from fusion.data.letterbox import frames_to_tensors, letterbox
-    from fusion.data.scene import SceneConfig, render_pair
 
-    cfg = SceneConfig(rgb_size=size, ir_size=(size[0] // 2, size[1] // 2), ir_shift=2.0, ir_scale=0.02)
     items = manifest["items"]
+    if manifest.get("kind") == "folder":
+        import fsspec
+
+        from fusion.data.layouts import read_image
+
+        fs = fsspec.core.url_to_fs(manifest["root"])[0]
+
+        def load(chunk):
+            return ([read_image(fs, it["rgb"], gray=False) for it in chunk],
+                    [read_image(fs, it["ir"], gray=True) for it in chunk])
+    else:
+        from fusion.data.scene import SceneConfig, render_pair
+
+        cfg = SceneConfig(rgb_size=size, ir_size=(size[0] // 2, size[1] // 2), ir_shift=2.0, ir_scale=0.02)
+
+        def load(chunk):
+            frames = [render_pair(it["seed"], it["slice"], cfg) for it in chunk]
+            return [f.rgb for f in frames], [f.ir for f in frames]
+
     for i in range(0, len(items), batch):
-        frames = [render_pair(it["seed"], it["slice"], cfg) for it in items[i:i + batch]]
-        x, y, _ = letterbox(*frames_to_tensors([f.rgb for f in frames], [f.ir for f in frames]), size=size)
-        yield {k: v.numpy() for k, v in (("rgb", x), ("ir", y)) if k in inputs}
+        for rgb, ir in zip(*load(items[i:i + batch]), strict=True):  # one pair at a time: sizes may differ
+            x, y, _ = letterbox(*frames_to_tensors([rgb], [ir]), size=size)
+            yield {k: v.numpy() for k, v in (("rgb", x), ("ir", y)) if k in inputs}
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, manifest: dict, size: tuple[int, int],

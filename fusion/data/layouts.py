@@ -46,6 +46,7 @@ class PairedDataset:
     root: str
     samples: list[Sample]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    class_names: tuple[str, ...] = ()  # from data.yaml (YOLOFuse) or the class map's names of the ids present
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -156,7 +157,9 @@ def read_llvip(root: str, *, split: str = "train", skip_bad: bool = False,
         s = _validated(fs, col, stem, rgb[stem], ir[stem], boxes, classes, slices, xml)
         if s:
             samples.append(s)
-    return PairedDataset(root, samples, col.skipped)
+    present = max((int(c) for smp in samples for c in smp.classes), default=0)
+    names = {i: n for n, i in reversed(list(class_map.items()))}  # the first name listed for an id names it
+    return PairedDataset(root, samples, col.skipped, tuple(names.get(i, f"class{i}") for i in range(present + 1)))
 
 
 def _parse_voc(fs, path: str, class_map: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +222,21 @@ def read_yolofuse(root: str, *, split: str = "", skip_bad: bool = False, num_cla
         s = _validated(fs, col, stem, rgb[stem], ir[stem], boxes, rows[:, 0], slices, txt)
         if s:
             samples.append(s)
-    return PairedDataset(root, samples, col.skipped)
+    return PairedDataset(root, samples, col.skipped, _yaml_names(fs, base) or tuple(
+        ("person", "vehicle")[:num_classes] if num_classes <= 2 else [f"class{i}" for i in range(num_classes)]))
+
+
+def _yaml_names(fs, base: str) -> tuple[str, ...]:
+    """Class names from an ultralytics-style data.yaml at the dataset root (`names:` list or {id: name})."""
+    import yaml
+
+    path = posixpath.join(base, "data.yaml")
+    if not fs.exists(path):
+        return ()
+    names = (yaml.safe_load(fs.cat_file(path)) or {}).get("names", ())
+    if isinstance(names, dict):
+        return tuple(str(names[k]) for k in sorted(names))
+    return tuple(str(n) for n in names)
 
 
 def read_dataset(root: str, *, split: str = "train", skip_bad: bool = False) -> PairedDataset:
@@ -278,7 +295,11 @@ class DatasetWriter:
         self.slices.append((stem, slice_))
 
     def close(self) -> None:
-        """Write slices.csv (stem → illumination slice), merged with any already there."""
+        """Write slices.csv (stem → illumination slice), merged with any already there, and (YOLOFuse) data.yaml
+        with the class names."""
+        if self.layout == "yolofuse":
+            names = "".join(f"  {i}: {n}\n" for i, n in enumerate(self.class_names))
+            self._put(posixpath.join(self.base, "data.yaml"), f"path: .\nnames:\n{names}".encode())
         path = posixpath.join(self.base, "slices.csv")
         rows = dict(_read_slices(self.fs, self.base))
         rows.update(self.slices)

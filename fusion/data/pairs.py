@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fusion.data.layouts import PairedDataset, read_image
+from fusion.data.letterbox import frames_to_tensors, letterbox
 from fusion.data.scene import SLICES, SceneConfig, render_pair, scene_seed
 
 
@@ -111,7 +112,11 @@ class FolderPairs(Dataset):
 
 
 class TrainPairs(Dataset):
-    """Resize to the model input size (W, H), augment, convert to tensors."""
+    """Letterbox to the model input size (W, H) with the deployment's own `letterbox`, augment, to tensors.
+
+    Without augmentation the tensors are exactly what the deployed Detector feeds its engine (evaluation measures what
+    runs); with it, the letterboxed frames are augmented as uint8 images.
+    """
 
     def __init__(self, source: SyntheticPairs | FolderPairs, *, size: tuple[int, int], augment: AugmentConfig,
                  seed: int = 0):
@@ -123,14 +128,14 @@ class TrainPairs(Dataset):
 
     def __getitem__(self, i: int):
         rgb, ir, boxes, classes, slice_ = self.source.raw(i)
-        W, H = self.size
-        sx, sy = W / rgb.shape[1], H / rgb.shape[0]
-        boxes = boxes * np.array([sx, sy, sx, sy], np.float32)
-        rgb = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_LINEAR)
-        ir = cv2.resize(ir, (W, H), interpolation=cv2.INTER_LINEAR)  # register IR onto the RGB grid
-        if self.aug.enabled:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
-            rgb, ir, boxes, classes = _augment(rgb, ir, boxes, classes, self.aug, rng)
+        x, y, lb = letterbox(*frames_to_tensors([rgb], [ir]), size=self.size)  # (1,3,H,W), (1,1,H,W) in [0, 1]
+        boxes = lb.to_model(boxes)
+        if not self.aug.enabled:
+            return x[0], y[0], torch.from_numpy(boxes).float(), torch.from_numpy(classes).long(), slice_
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rgb = np.ascontiguousarray((x[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype(np.uint8))  # BGR
+        ir = (y[0, 0].numpy() * 255).round().astype(np.uint8)
+        rgb, ir, boxes, classes = _augment(rgb, ir, boxes, classes, self.aug, rng)
         rgb_t = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).permute(2, 0, 1).float() / 255  # (3,H,W) RGB
         ir_t = torch.from_numpy(ir).unsqueeze(0).float() / 255  # (1, H, W)
         return rgb_t, ir_t, torch.from_numpy(boxes).float(), torch.from_numpy(classes).long(), slice_
