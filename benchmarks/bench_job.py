@@ -49,7 +49,7 @@ class BenchJobConfig:
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
     engines: tuple[str, ...] = ("mid_n",)  # models timed in the engine stage (rgb_n, ir_n: the adaptive engines)
-    actor_in_flight: tuple[int, ...] = (4, 8)  # actor stage: chunks in flight per actor, one variant each
+    actor_in_flight: tuple[int, ...] = (8,)  # actor stage: chunks in flight per actor, one variant each
     profile: str = ""  # a folder: py-spy profiles of the actor stage (GIL holders; all threads) land there
     stages: tuple[str, ...] = ("generate", "decode", "engine", "actor", "job")
     job_overrides: tuple[str, ...] = ()  # extra key=value for the job config (e.g. a CPU smoke run of this script)
@@ -308,19 +308,21 @@ def job(cfg: BenchJobConfig) -> dict:
     from jobs.detect import main as run_job
 
     res = {}
-    runs = [("fused", a) for a in cfg.actors]
-    for mode, actors in [*runs, ("adaptive", None)]:
-        if actors is None:  # adaptive with the best fused actor count
+    runs = [("fused", a, True) for a in cfg.actors]
+    for mode, actors, tracking in [*runs, ("adaptive", None, True), ("fused", None, False)]:
+        if actors is None:  # the best fused actor count
             actors = max((r for r in res.values() if r.get("mode") == "fused"),
                          key=lambda r: r["processing_pairs_per_s"])["actors"]
-        out = Path(cfg.work) / f"out_{mode}_{actors}"
+        name = f"{mode}_{actors}actor" + ("" if tracking else "_no_tracking")
+        out = Path(cfg.work) / f"out_{name}"
         shutil.rmtree(out, ignore_errors=True)
         jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [
             f"input.archive={cfg.work}/archive", f"output.path={out}", "cluster.address=", "cluster.local_gpus=1",
             "cluster.min_actors=0",
             f"cluster.actors={actors}", f"cluster.gpus_per_actor={1 / actors}", f"cluster.cpus_per_actor={8 / actors}",
             f"cluster.chunks_in_flight={cfg.chunks_in_flight}", f"chunk.seconds={cfg.chunk_seconds}",
-            f"engine.batch={cfg.batch}", f"modality.mode={mode}", *cfg.job_overrides])
+            f"engine.batch={cfg.batch}", f"modality.mode={mode}", f"tracking.enabled={str(tracking).lower()}",
+            *cfg.job_overrides])
         sampler = GpuSampler()
         t0 = time.time()
         result = run_job(jc)
@@ -332,11 +334,13 @@ def job(cfg: BenchJobConfig) -> dict:
         for s in st:
             busy[s["pid"]] = max(busy.get(s["pid"], 0.0), s["engine_busy_s"])
         frames = sum(s["frames"] for s in st)
-        res[f"{mode}_{actors}actor"] = {
-            "mode": mode, "actors": actors, "pairs": frames, "chunks": len(st), "failed": result["chunks_failed"],
+        res[name] = {
+            "mode": mode, "actors": actors, "tracking": tracking, "pairs": frames, "chunks": len(st),
+            "failed": result["chunks_failed"],
             "wall_s": round(t1 - t0, 1), "wall_pairs_per_s": round(frames / (t1 - t0), 1),
             "plan_s": round(result["plan_seconds"], 2), "startup_s": round(first - t0, 1),
             "processing_s": round(last - first, 2), "processing_pairs_per_s": round(frames / (last - first), 1),
+            "after_s": round(t1 - last, 1),  # stitching tracks + run record
             "chunk_decode_s_sum": round(sum(s["decode_s"] for s in st), 1),
             "chunk_engine_wait_s_sum": round(sum(s["engine_wait_s"] for s in st), 1),
             "chunk_write_s_sum": round(sum(s["write_s"] for s in st), 1),

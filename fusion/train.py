@@ -135,6 +135,22 @@ def make_loaders(cfg: TrainConfig, train_src, val_src) -> tuple[DataLoader, Data
     return train_dl, val_dl
 
 
+def train_step(model, losses, opt, scaler, batch: dict, *, device: torch.device, amp: bool) -> torch.Tensor:
+    """One optimisation step on a batch (rgb, ir + ultralytics targets); → the loss (detached, on the device)."""
+    rgb, ir = batch["rgb"].to(device, non_blocking=True), batch["ir"].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        preds = model(rgb, ir)
+    preds = preds if isinstance(preds, tuple) else (preds,)
+    loss = sum(fn(p, batch)[0].sum() for fn, p in zip(losses, preds, strict=True))  # (box, cls, dfl) summed
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach()
+
+
 def _data_key(cfg: TrainConfig) -> str:
     d = cfg.data
     return f"synthetic:{d.seed}:{d.n_train}" if d.source == "synthetic" else f"folder:{d.root}:{d.split}"
@@ -197,18 +213,7 @@ def train(cfg: TrainConfig) -> dict:
         for i, batch in enumerate(batches.epoch(epoch) if gpu else train_dl):
             for g in opt.param_groups:
                 g["lr"] = lr_at(epoch * n_steps + i)
-            rgb, ir = batch["rgb"].to(device, non_blocking=True), batch["ir"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                preds = model(rgb, ir)
-            preds = preds if isinstance(preds, tuple) else (preds,)
-            loss = sum(fn(p, batch)[0].sum() for fn, p in zip(losses, preds, strict=True))  # (box, cls, dfl) summed
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            scaler.step(opt)
-            scaler.update()
-            total += float(loss.detach())
+            total += float(train_step(model, losses, opt, scaler, batch, device=device, amp=use_amp))
             bar.advance(1, loss=f"{total / (i + 1):.3f}")
         bar.close()
         seconds = time.time() - t0
