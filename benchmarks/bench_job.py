@@ -185,6 +185,7 @@ def _engine(cfg: BenchJobConfig) -> dict:
 
     if not torch.cuda.is_available():
         return {"not_run": "no CUDA GPU"}
+    from trt.bench import time_calls
     from trt.engine import EngineSpec, load_engine
 
     res = {}
@@ -198,15 +199,7 @@ def _engine(cfg: BenchJobConfig) -> dict:
             e(x, y)
         torch.cuda.synchronize()
         compile_s = time.perf_counter() - t0
-        times = []
-        for _ in range(50):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            e(x, y)
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        p50 = float(np.median(times))
+        p50 = float(np.median(time_calls(e, x, y, iters=50, warmup=0, cuda=True)))
         res[name] = {"batch": cfg.batch, "p50_ms": round(p50, 3), "pairs_per_s": round(cfg.batch / p50 * 1e3, 1),
                      "compile_s": round(compile_s, 1)}
     return res

@@ -1,184 +1,218 @@
-"""Adaptive modality vs always-fused / always-rgb / always-ir on generated day↔night clips with ground truth.
+"""Accuracy-aware adaptive modality: validate every engine per brightness bin, stamp the models, then measure the
+policy the job derives from those figures against always-fused / always-RGB / always-IR on other clips.
 
-    .venv/bin/python benchmarks/eval_adaptive.py [clips=4 seconds=10]
-    → benchmarks/results/adaptive.json, docs/adaptive_timeline.png
+    .venv/bin/python benchmarks/eval_adaptive.py [stamp=true clips=4 seconds=10]
+    → benchmarks/results/adaptive.json, docs/adaptive_timeline.png; with stamp=true the shipped models carry the
+      validated figures (checkpoint key `validated`, ONNX metadata `fusedet.validated`)
 
-Each engine (fused, rgb-only, ir-only; ONNX Runtime CPU, shipped models) runs once over every frame; a policy
-is then a per-frame choice among those outputs, with the mode sequence produced by the job's own ModePolicy on
-the decoded frames (the actor's per-frame modality column is tested to equal exactly that sequence).
-GPU time per policy = frames per mode × the H100 per-pair engine time measured by `trt.bench` (batch 32,
-torch fp16 + CUDA graphs; benchmarks/results/bench_h100_*.json). CPU time is measured here.
+1. Validation clips (seed `val_seed`, day↔night ramps): each engine (fused, RGB-only, IR-only; ONNX Runtime CPU,
+   the shipped models) runs on every frame; frames are binned by the job's own brightness measure and mAP50 per bin
+   per engine is computed with ultralytics' matching and AP.
+2. `jobs.routing.build_routes` turns those figures into routes (a cheaper engine only within `max_loss` of fused).
+3. Test clips (seed `seed`, never used to validate): the job's ModePolicy with those routes picks an engine per
+   frame; accuracy per slice and GPU time (frames per engine × the H100 per-pair engine time of `trt.bench`, batch
+   32, torch fp16 + CUDA graphs; benchmarks/results/bench_h100_*.json) against the fixed modes.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from fusion.config import load_config, split_cli
-from fusion.data.generate import write_clip
-from fusion.data.scene import Illumination, SceneConfig
-from fusion.data.video import VideoReader
-from fusion.evaluate import match, summarize
-from jobs.config import ModalityConfig
-from jobs.modality import ModePolicy, brightness
-from trt.detector import Detector
-from trt.runtime_onnx import OnnxRuntimeEngine
-
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = "adaptive (default)"
+sys.path.insert(0, str(ROOT))
 
 
 @dataclass(frozen=True)
 class EvalSpec:
-    clips: int = 4  # alternating day→night and night→day
+    clips: int = 4  # per set, alternating day→night and night→day
     seconds: float = 10.0
     fps: int = 25
-    seed: int = 4242
+    seed: int = 4242  # test clips
+    val_seed: int = 5151  # validation clips (stamped into the models)
     size: tuple[int, int] = (640, 512)
+    edges: tuple[float, ...] = (0.0, 0.06, 0.1, 0.14, 0.2, 0.28, 1.0)  # brightness bins
+    max_loss: float = 0.005  # as the job's modality.max_loss default
+    min_frames: tuple[int, ...] = (300, 50)  # routes with the job's default (first) and with a lax setting
+    stamp: bool = False  # write the validated figures into models/{mid,rgb,ir}_n.{pt,onnx}
     out: str = "benchmarks/results/adaptive.json"
     plot: str = "docs/adaptive_timeline.png"
+
+
+MODELS = {"fused": "mid_n", "rgb": "rgb_n", "ir": "ir_n"}
 
 
 def gpu_ms_per_pair() -> dict[str, float]:
     rows = json.loads((ROOT / "benchmarks/results/bench_h100_mid_n.json").read_text())["rows"]
     rows += json.loads((ROOT / "benchmarks/results/bench_h100_single.json").read_text())["rows"]
 
-    def pick(model: str, size: list[int]) -> float:
-        r = next(r for r in rows if r["model"] == model and r["size"] == size and r["backend"] == "torch-compile"
-                 and r["batch"] == 32)
+    def pick(model: str) -> float:
+        r = next(r for r in rows if r["model"] == model and r["size"] == [640, 512] and r["backend"] ==
+                 "torch-compile" and r["batch"] == 32)
         return r["p50_ms"] / 32
 
-    return {"fused": pick("mid_n", [640, 512]), "rgb": pick("rgb_n", [640, 512]), "ir": pick("ir_n", [640, 512]),
-            "rgb_small": pick("rgb_n", [320, 256])}
+    return {m: pick(name) for m, name in MODELS.items()}
 
 
-# name → (policy, engine used for "rgb" frames). The first is the job's default; fixed modes are baselines.
-VARIANTS = {
-    "adaptive (default)": (ModalityConfig(), "rgb"),
-    "adaptive, rgb at 320x256": (ModalityConfig(), "rgb_small"),
-    "adaptive, no ir-only": (ModalityConfig(dark_below=0.0), "rgb"),
-    "rgb to dusk, no ir-only, rgb 320x256": (ModalityConfig(dark_below=0.0, bright_above=0.16,
-                                                            min_contrast_rgb=0.18), "rgb_small"),
-    "always fused": (ModalityConfig(mode="fused"), "rgb"),
-    "always rgb": (ModalityConfig(mode="rgb"), "rgb"),
-    "always ir": (ModalityConfig(mode="ir"), "rgb"),
-}
+def run_clips(spec: EvalSpec, seed: int, tmp: str) -> list[dict]:
+    """Frames of `clips` generated clips: brightness, ground truth, every engine's detections."""
+    from fusion.data.generate import write_clip
+    from fusion.data.scene import Illumination, SceneConfig
+    from fusion.data.video import VideoReader
+    from jobs.modality import brightness
+    from trt.detector import Detector
+    from trt.runtime_onnx import OnnxRuntimeEngine
+
+    dets = {m: Detector(OnnxRuntimeEngine(ROOT / f"models/{n}.onnx"), size=spec.size, conf=0.001, iou=0.6)
+            for m, n in MODELS.items()}
+    frames = []
+    for k in range(spec.clips):
+        day, night = Illumination(0.9), Illumination(0.02)
+        lf, lt = (day, night) if k % 2 == 0 else (night, day)
+        p = {x: f"{tmp}/s{seed}c{k}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
+        write_clip(rgb_url=p["rgb.mp4"], ir_url=p["ir.mp4"], gt_url=p["gt.parquet"], seed=seed + k,
+                   seconds=spec.seconds, fps=spec.fps, config=SceneConfig(rgb_size=spec.size, ir_size=(320, 256)),
+                   light_from=lf, light_to=lt)
+        rgb = list(VideoReader(p["rgb.mp4"]).frames())
+        ir = [f for _, f in VideoReader(p["ir.mp4"], gray=True).frames()]
+        gt = pq.read_table(p["gt.parquet"]).to_pandas()
+        outs = {m: d([f for _, f in rgb], ir) for m, d in dets.items()}
+        for i, (t, img) in enumerate(rgb):
+            g = gt[gt.frame_idx == i]
+            light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
+            frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
+                           "boxes": torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(), dtype=torch.float32),
+                           "cls": torch.tensor(g.class_id.to_numpy()),
+                           "dets": {m: torch.from_numpy(outs[m][i]) for m in outs}})
+    return frames
 
 
-def slice_of(light: float) -> str:
-    return "day" if light >= 0.5 else ("dusk" if light >= 0.1 else "night")
+def _map(frames: list[dict], pick) -> dict:
+    from fusion.evaluate import match, summarize
+
+    rows = []
+    for f in frames:
+        d = f["dets"][pick(f)]
+        rows.append((match(d, f["boxes"], f["cls"]), d[:, 4].numpy(), d[:, 5].numpy(), f["cls"].numpy()))
+    return summarize(rows) | {"frames": len(frames)} if rows else {"mAP50": float("nan"), "frames": 0}
+
+
+def validate(frames: list[dict], edges: tuple[float, ...]) -> dict[str, dict]:
+    """Per engine: mAP50 and frame count per brightness bin (the `validated` metadata)."""
+    out = {}
+    for m in MODELS:
+        acc, n = [], []
+        for a, b in itertools.pairwise(edges):
+            sel = [f for f in frames if a <= f["brightness"] < b]
+            r = _map(sel, lambda f, m=m: m) if sel else {"mAP50": float("nan"), "frames": 0}
+            acc.append(round(float(r["mAP50"]), 4) if r["mAP50"] == r["mAP50"] else float("nan"))
+            n.append(len(sel))
+        out[m] = {"edges": list(edges), "mAP50": acc, "frames": n}
+    return out
+
+
+def stamp(validated: dict[str, dict], source: str) -> None:
+    """Write each engine's figures into its checkpoint and ONNX (metadata travels to engines and the job)."""
+    import onnx
+
+    from trt.export import set_metadata
+
+    for m, name in MODELS.items():
+        blob = json.dumps(validated[m] | {"source": source})
+        ckpt_path = ROOT / f"models/{name}.pt"
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ckpt["validated"] = blob
+        torch.save(ckpt, ckpt_path)
+        model = onnx.load(str(ROOT / f"models/{name}.onnx"))
+        set_metadata(model, "fusedet.validated", blob)
+        onnx.save(model, str(ROOT / f"models/{name}.onnx"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    path, overrides = split_cli(sys.argv[1:] if argv is None else argv)
-    spec = load_config(EvalSpec, path, overrides)
-    small = (spec.size[0] // 2, spec.size[1] // 2)
-    detectors = {m: Detector(OnnxRuntimeEngine(ROOT / f"models/{name}.onnx"), size=size, conf=0.001, iou=0.6)
-                 for m, name, size in (("fused", "mid_n", spec.size), ("rgb", "rgb_n", spec.size),
-                                       ("ir", "ir_n", spec.size), ("rgb_small", "rgb_n", small))}
-    cpu_s = dict.fromkeys(detectors, 0.0)
-    frames_all: list[dict] = []
-    clips = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for k in range(spec.clips):
-            day, night = Illumination(0.9), Illumination(0.02)
-            lf, lt = (day, night) if k % 2 == 0 else (night, day)
-            p = {x: f"{tmp}/c{k}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
-            write_clip(rgb_url=p["rgb.mp4"], ir_url=p["ir.mp4"], gt_url=p["gt.parquet"], seed=spec.seed + k,
-                       seconds=spec.seconds, fps=spec.fps, config=SceneConfig(rgb_size=spec.size, ir_size=(320, 256)),
-                       light_from=lf, light_to=lt)
-            rgb = list(VideoReader(p["rgb.mp4"]).frames())
-            ir = [f for _, f in VideoReader(p["ir.mp4"], gray=True).frames()]
-            gt = pq.read_table(p["gt.parquet"]).to_pydict()
-            lights = dict(zip(gt["frame_idx"], gt["light"], strict=True))
-            outs = {}
-            for mode, det in detectors.items():
-                t = time.perf_counter()
-                outs[mode] = det([f for _, f in rgb], ir)
-                cpu_s[mode] += time.perf_counter() - t
-            policies_k = {name: ModePolicy(cfg) for name, (cfg, _) in VARIANTS.items()}
-            for i, (t, img) in enumerate(rgb):
-                b = brightness(img)
-                modes = {name: p.update(t, b.mean, b.p90 - b.p10) for name, p in policies_k.items()}
-                idx = np.array(gt["frame_idx"]) == i
-                boxes = torch.tensor(np.stack([np.array(gt[c])[idx] for c in ("x1", "y1", "x2", "y2")], 1))
-                cls = torch.tensor(np.array(gt["class_id"])[idx])
-                frames_all.append({"clip": k, "i": i, "brightness": b.mean, "modes": modes,
-                                   "slice": slice_of(lights.get(i, lf.light)), "boxes": boxes.float(), "cls": cls,
-                                   "dets": {m: torch.from_numpy(outs[m][i]) for m in outs}})
-            clips.append({"clip": k, "switch_times_s": {n: p.switches for n, p in policies_k.items()},
-                          "min_gap_s": {n: min(np.diff(p.switches), default=None) for n, p in policies_k.items()}})
-    gpu = gpu_ms_per_pair()
+    from fusion.config import cli_main, parse_args
+    from jobs.config import ModalityConfig
+    from jobs.modality import ModePolicy
+    from jobs.routing import build_routes
 
-    def chooser(name: str, rgb_engine: str):
-        def choose(f: dict) -> str:
-            mode = f["modes"][name]
-            return rgb_engine if mode == "rgb" else mode
-        return choose
+    def run(args: list[str]) -> int:
+        _, spec = parse_args(EvalSpec, args)
+        gpu = gpu_ms_per_pair()
+        with tempfile.TemporaryDirectory() as tmp:
+            val = run_clips(spec, spec.val_seed, tmp)
+            validated = validate(val, spec.edges)
+            routes = {n: build_routes(validated, max_loss=spec.max_loss, min_frames=n) for n in spec.min_frames}
+            test = run_clips(spec, spec.seed, tmp)
+        if spec.stamp:
+            stamp(validated, f"benchmarks/eval_adaptive.py: {spec.clips} clips of {spec.seconds:g} s, seed "
+                             f"{spec.val_seed}, {spec.size[0]}x{spec.size[1]}, conf 0.001")
+        choices = {}
+        for n, r in routes.items():  # the job's own policy, per clip in time order
+            policy = ModalityConfig(max_loss=spec.max_loss, min_frames=n)
+            for k in range(spec.clips):
+                p = ModePolicy(policy, r)
+                for f in (f for f in test if f["clip"] == k):
+                    f[f"adaptive{n}"] = p.update(f["t"], f["brightness"])
+            choices[f"adaptive, min_frames={n}"] = lambda f, n=n: f[f"adaptive{n}"]
+        choices |= {"always fused": lambda f: "fused", "always rgb": lambda f: "rgb", "always ir": lambda f: "ir"}
+        result = {"spec": asdict(spec), "gpu_ms_per_pair_h100": gpu, "validated": validated,
+                  "routes": {n: {"edges": list(r.edges), "modes": list(r.modes), "why": list(r.reasons)}
+                             for n, r in routes.items()}, "policies": {}}
+        for name, pick in choices.items():
+            res = {sl: _map([f for f in test if sl == "overall" or _slice(f["light"]) == sl], pick)
+                   for sl in ("overall", "day", "dusk", "night")}
+            counts = {m: sum(pick(f) == m for f in test) for m in MODELS}
+            res |= {"frames_per_engine": counts, "gpu_ms": sum(counts[m] * gpu[m] for m in counts)}
+            result["policies"][name] = res
+        base = result["policies"]["always fused"]
+        for res in result["policies"].values():
+            res["gpu_saving_vs_fused"] = 1 - res["gpu_ms"] / base["gpu_ms"]
+            res["mAP50_loss_pt_vs_fused"] = 100 * (base["overall"]["mAP50"] - res["overall"]["mAP50"])
+        Path(spec.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
+        lax = spec.min_frames[-1]
+        _plot(test, spec, routes[lax], f"adaptive{lax}")
+        for n, r in routes.items():
+            print(f"routes (min_frames={n}):", r.text())
+        print(f"{'policy':28} {'mAP50':>6} {'day':>6} {'dusk':>6} {'night':>6} {'GPU ms':>7} {'saving':>7} "
+              f"{'loss pt':>7}")
+        for name, r in result["policies"].items():
+            print(f"{name:28} {r['overall']['mAP50']:6.3f} {r['day']['mAP50']:6.3f} {r['dusk']['mAP50']:6.3f} "
+                  f"{r['night']['mAP50']:6.3f} {r['gpu_ms']:7.1f} {100 * r['gpu_saving_vs_fused']:6.1f}% "
+                  f"{r['mAP50_loss_pt_vs_fused']:7.2f}")
+        return 0
 
-    policies = {name: chooser(name, rgb_engine) for name, (_, rgb_engine) in VARIANTS.items()}
-    result: dict = {"spec": spec.__dict__, "gpu_ms_per_pair_h100": gpu, "clips": clips, "policies": {}}
-    for name, choose in policies.items():
-        res = {}
-        for sl in ("overall", "day", "dusk", "night"):
-            sel = [f for f in frames_all if sl == "overall" or f["slice"] == sl]
-            rows = []
-            for f in sel:
-                d = f["dets"][choose(f)]
-                rows.append((match(d, f["boxes"], f["cls"]), d[:, 4].numpy(), d[:, 5].numpy(), f["cls"].numpy()))
-            res[sl] = summarize(rows) | {"frames": len(sel)}
-        counts = {m: sum(choose(f) == m for f in frames_all) for m in gpu}
-        res["frames_per_mode"] = counts
-        res["gpu_ms"] = sum(counts[m] * gpu[m] for m in counts)
-        res["cpu_s_onnxruntime"] = sum(counts[m] * cpu_s[m] / len(frames_all) for m in counts)
-        result["policies"][name] = res
-    fused_gpu = result["policies"]["always fused"]["gpu_ms"]
-    fused_map = result["policies"]["always fused"]["overall"]["mAP50"]
-    for res in result["policies"].values():
-        res["gpu_saving_vs_fused"] = 1 - res["gpu_ms"] / fused_gpu
-        res["mAP50_loss_pt_vs_fused"] = 100 * (fused_map - res["overall"]["mAP50"])
-    Path(spec.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
-    _plot(frames_all, spec)
-    print(f"{'policy':38} {'mAP50':>6} {'50-95':>6} {'day':>6} {'dusk':>6} {'night':>6} {'GPU ms':>7} {'saving':>7} "
-          f"{'loss pt':>7}")
-    for name, r in result["policies"].items():
-        print(f"{name:38} {r['overall']['mAP50']:6.3f} {r['overall']['mAP50-95']:6.3f} {r['day']['mAP50']:6.3f} "
-              f"{r['dusk']['mAP50']:6.3f} {r['night']['mAP50']:6.3f} {r['gpu_ms']:7.1f} "
-              f"{100 * r['gpu_saving_vs_fused']:6.1f}% {r['mAP50_loss_pt_vs_fused']:7.2f}")
-    for c in clips:
-        print(f"clip {c['clip']}: default policy switches at {[round(t, 2) for t in c['switch_times_s'][DEFAULT]]} s")
-    return 0
+    return cli_main(run, argv, doc=__doc__, config=EvalSpec)
 
 
-def _plot(frames: list[dict], spec: EvalSpec) -> None:
+def _slice(light: float) -> str:
+    return "day" if light >= 0.5 else ("dusk" if light >= 0.1 else "night")
+
+
+def _plot(frames: list[dict], spec: EvalSpec, routes, key: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    clip = [f | {"mode": f["modes"][DEFAULT]} for f in frames if f["clip"] == 0]
-    t = np.array([f["i"] / spec.fps for f in clip])
+    clip = [f for f in frames if f["clip"] == 0]
+    t = np.array([f["t"] for f in clip])
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.plot(t, [f["brightness"] for f in clip], color="black", lw=1, label="brightness")
     colours = {"rgb": "tab:orange", "fused": "tab:green", "ir": "tab:purple"}
     for m, c in colours.items():
-        sel = [f for f in clip if f["mode"] == m]
-        ax.scatter([f["i"] / spec.fps for f in sel], [f["brightness"] for f in sel], s=8, color=c, label=f"mode {m}")
-    ax2 = ax.twinx()
-    ax2.plot(t, [int((f["dets"][f["mode"]][:, 4] > 0.25).sum()) for f in clip], color="tab:blue", lw=0.8)
-    ax2.plot(t, [len(f["boxes"]) for f in clip], color="tab:blue", lw=0.8, ls=":")
-    ax2.set_ylim(bottom=0)
-    ax2.set_ylabel("detections (score > 0.25)", color="tab:blue")
-    ax.set(xlabel="seconds", ylabel="brightness", title="adaptive modality on a day→night clip")
+        sel = [f for f in clip if f[key] == m]
+        ax.scatter([f["t"] for f in sel], [f["brightness"] for f in sel], s=8, color=c, label=f"engine {m}")
+    for e, a, b in zip(routes.edges[1:-1], routes.modes[:-1], routes.modes[1:], strict=True):
+        if a != b:
+            ax.axhline(e, color="grey", ls="--", lw=1, label=f"{a} → {b}")
+    ax.set(xlabel="seconds", ylabel="brightness", title=f"routes ({key}) on a day→night test clip")
     ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(spec.plot, dpi=90)

@@ -29,6 +29,7 @@ from jobs.modality import ModePolicy, brightness_batch
 from jobs.paths import Layout
 from jobs.pipeline import BatchRunner, PairCounts, pair_frames
 from jobs.plan import Chunk
+from jobs.routing import FUSED_ONLY, build_routes
 from jobs.storage import StorageError, filesystem, valid_parquet, with_retry, write_bytes, write_parquet
 from jobs.tables import ChunkFrames
 from jobs.tracking import ID_STRIDE, track_ids
@@ -93,6 +94,13 @@ class ChunkDetector:
         self.detectors = {m: Detector(load_engine(s), size=s.size, conf=e.conf, iou=e.iou)
                           for m, s in self.specs.items()}
         self.classes = self.detectors[next(iter(self.detectors))].classes
+        m = self.cfg.modality
+        self.routes = build_routes({k: getattr(d.engine, "validated", None) for k, d in self.detectors.items()},
+                                   max_loss=m.max_loss, min_frames=m.min_frames) if m.mode == "adaptive" else FUSED_ONLY
+        if m.mode == "adaptive":
+            log.info("adaptive routes: %s", self.routes.text())
+            used = {*self.routes.modes, "fused"}  # engines no route uses are dropped before they are warmed up
+            self.detectors = {k: d for k, d in self.detectors.items() if k in used}
         self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * self.cfg.cluster.chunks_in_flight + 2)
         self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
         self.nvdec_pool = NvdecPool(self.device) if self.decoder == "nvdec" else None
@@ -247,7 +255,7 @@ class ChunkDetector:
         trk = self.cfg.tracking
         # Tracking runs over the overlap with the previous chunk too (its rows go to the _overlap file only).
         start = max(chunk.first - round(trk.overlap_s * chunk.fps), 0) / chunk.fps if trk.enabled else chunk.start_s
-        policy = ModePolicy(self.cfg.modality)
+        policy = ModePolicy(self.cfg.modality, self.routes, chunk.camera_id)
         self._warm_policy(chunk, policy, start)
         rgb_f, ir_f = self._io.submit(self._open, chunk.rgb_uri, False), self._io.submit(self._open, chunk.ir_uri, True)
         rgb_dec, ir_dec = rgb_f.result(), ir_f.result()

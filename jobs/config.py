@@ -90,20 +90,23 @@ class EngineConfig:
 @dataclass(frozen=True)
 class ModalityConfig:
     mode: Literal["adaptive", "fused", "rgb", "ir"] = "adaptive"  # fixed modes force one engine for every frame
-    dark_below: float = 0.14  # smoothed brightness (0..1) under which the IR-only engine runs (night: ~0.05-0.11)
-    bright_above: float = 0.29  # smoothed brightness above which the RGB-only engine may run (day: ~0.32-0.42)
-    min_contrast_rgb: float = 0.28  # ...if the p90-p10 luminance spread is at least this (fog is bright but flat)
-    hysteresis: float = 0.02  # dead band: leave a mode only when brightness is this far past its threshold
+    # adaptive: per brightness bin, the cheaper RGB-only or IR-only engine runs only where the models' own validated
+    # accuracy (metadata stamped by benchmarks/eval_adaptive.py) is within max_loss of the fused model's in that bin;
+    # a model without that metadata is never chosen over fused (the run log says which bins route where)
+    max_loss: float = 0.005  # mAP50 (0..1) a cheaper engine may lose against fused in a brightness bin (0.5 pt)
+    min_frames: int = 300  # validation frames a bin needs before its figures are trusted (fewer did not hold up on
+    #                        unseen clips: benchmarks/results/adaptive.json)
+    hysteresis: float = 0.02  # dead band: leave a mode only when brightness is this far past a bin edge
     min_dwell_s: float = 2.0  # stay at least this long in a mode before switching again
     smoothing_s: float = 1.0  # time constant of the exponential brightness smoothing
+    camera_offsets: dict[str, float] = field(default_factory=dict)  # per camera id: added to its brightness before
+    #                                 routing (a lit street reads darker than the scene is: give it +0.05)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.dark_below < self.bright_above <= 1:
-            raise ConfigError("modality: need 0 <= dark_below < bright_above <= 1")
+        if not 0 <= self.max_loss < 1 or self.min_frames < 0:
+            raise ConfigError("modality: need 0 <= max_loss < 1 and min_frames >= 0")
         if self.hysteresis < 0 or self.min_dwell_s < 0 or self.smoothing_s < 0:
             raise ConfigError("modality: hysteresis, min_dwell_s and smoothing_s must be >= 0")
-        if self.dark_below + self.hysteresis >= self.bright_above - self.hysteresis:
-            raise ConfigError("modality: the dead bands of dark_below and bright_above overlap")
 
 
 @dataclass(frozen=True)

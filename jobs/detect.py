@@ -115,7 +115,7 @@ def main(cfg: JobConfig) -> dict:
     started = dt.datetime.now(dt.UTC)
     run_id = cfg.output.run_id or new_run_id(started)
     t0 = time.perf_counter()
-    preflight(cfg)
+    _, routes = preflight(cfg)
     chunks, errors, videos_failed = plan(cfg, run_id)
     plan_seconds = time.perf_counter() - t0
     log.info("planned %d chunks of %d videos in %.1f s (%d input problems)", len(chunks),
@@ -139,7 +139,8 @@ def main(cfg: JobConfig) -> dict:
                                                run_id=run_id, video_id=s["video_id"], camera_id=s["camera_id"],
                                                chunk_id=s["chunk_id"]))
         summary = _summary(cfg, run_id, started, time.perf_counter() - t0, plan_seconds, chunks, status,
-                           videos_failed, interrupted)
+                           videos_failed, interrupted) | {"routes": json.dumps(
+                               {"edges": list(routes.edges), "modes": list(routes.modes), "why": list(routes.reasons)})}
         _write_run(cfg, run_id, summary, status, errors)
     return summary | {"status": status, "errors": errors}
 

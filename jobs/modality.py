@@ -1,9 +1,9 @@
 """Adaptive modality selection: scene brightness → engine (rgb | fused | ir), with hysteresis and dwell.
 
 Brightness costs almost nothing: the luminance of an 8x-downscaled frame, with saturated pixels (lamps,
-headlights) left out so glare at night does not read as daylight. It is smoothed exponentially over time;
-the mode changes only past a threshold plus a dead band, and never twice within `min_dwell_s`. RGB-only also
-needs contrast (p90 - p10): fog is bright but flat, and there fusion is what keeps accuracy.
+headlights) left out so glare at night does not read as daylight. It is smoothed exponentially over time; which
+engine a brightness gets is decided by the models' validated accuracy (`jobs.routing`), and the mode changes only
+past a dead band and never twice within `min_dwell_s`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from jobs.config import ModalityConfig
+from jobs.routing import FUSED_ONLY, Routes
 
 MODES = ("rgb", "fused", "ir")
 
@@ -49,43 +50,41 @@ def brightness(frame: np.ndarray | torch.Tensor, *, step: int = 8) -> Brightness
 
 
 class ModePolicy:
-    """Stateful per video: call `update(t, brightness)` for frames in time order."""
+    """Stateful per video: call `update(t, brightness)` for frames in time order → the engine for that frame.
 
-    def __init__(self, cfg: ModalityConfig):
-        self.cfg = cfg
+    Adaptive: smoothed brightness (plus the camera's offset) → the route of its bin (`jobs.routing`), switching only
+    past a dead band around bin edges and never twice within `min_dwell_s`.
+    """
+
+    def __init__(self, cfg: ModalityConfig, routes: Routes = FUSED_ONLY, camera_id: str = ""):
+        self.cfg, self.routes = cfg, routes
+        self.offset = cfg.camera_offsets.get(camera_id, 0.0)
         self.mode: str | None = None if cfg.mode == "adaptive" else cfg.mode
         self.smoothed: float | None = None
-        self.contrast = 1.0
         self._t_last: float | None = None
         self._t_switch = -math.inf
         self.switches: list[float] = []
 
-    def _target(self, s: float, contrast: float) -> str:
-        c = self.cfg
-        h = c.hysteresis if self.mode is not None else 0.0  # the first decision has no band to leave
-        if self.mode == "rgb":  # stay while bright and contrasty, past the dead band
-            if s < c.dark_below - h:
-                return "ir"
-            return "rgb" if s >= c.bright_above - h and contrast >= c.min_contrast_rgb - h else "fused"
-        if s > c.bright_above + h and contrast > c.min_contrast_rgb + h:
-            return "rgb"
-        if self.mode == "ir":
-            return "fused" if s > c.dark_below + h else "ir"
-        return "ir" if s < c.dark_below - h else "fused"
+    def _target(self, s: float) -> str:
+        target = self.routes.mode_at(s)
+        if self.mode is None or target == self.mode:
+            return target
+        h = self.cfg.hysteresis  # leave the current mode only when clearly inside the other route's range
+        return target if self.routes.mode_at(s - h) == target == self.routes.mode_at(s + h) else self.mode
 
     def update(self, t: float, value: float, contrast: float = 1.0) -> str:
-        """`value`: frame brightness (0..1); `contrast`: its p90 - p10 luminance spread (0..1)."""
+        """`value`: frame brightness (0..1). (`contrast` is accepted for callers that have it; unused.)"""
         if self.cfg.mode != "adaptive":
             return self.cfg.mode
+        value += self.offset
         if self.smoothed is None or self._t_last is None:
-            self.smoothed, self.contrast = value, contrast
+            self.smoothed = value
         else:
             dt = max(t - self._t_last, 0.0)
             alpha = 1.0 if self.cfg.smoothing_s == 0 else 1.0 - math.exp(-dt / self.cfg.smoothing_s)
             self.smoothed += alpha * (value - self.smoothed)
-            self.contrast += alpha * (contrast - self.contrast)
         self._t_last = t
-        target = self._target(self.smoothed, self.contrast)
+        target = self._target(self.smoothed)
         if self.mode is None:
             self.mode, self._t_switch = target, t
         elif target != self.mode and t - self._t_switch >= self.cfg.min_dwell_s:

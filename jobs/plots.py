@@ -23,13 +23,17 @@ def _with_gaps(t: np.ndarray, y: np.ndarray, gap_s: float) -> tuple[np.ndarray, 
             np.insert(y.astype(float), cut, np.nan))
 
 
-def thresholds(con: duckdb.DuckDBPyConnection) -> dict:
-    """The modality settings of the latest run (what the policy compared brightness with)."""
+def thresholds(con: duckdb.DuckDBPyConnection) -> list[tuple[float, str]]:
+    """Brightness values where the latest run's routes change engine: [(edge, "fused → rgb"), ...]."""
     try:
-        rows = con.sql("SELECT config FROM runs ORDER BY started DESC LIMIT 1").fetchall()
+        rows = con.sql("SELECT routes FROM runs ORDER BY started DESC LIMIT 1").fetchall()
     except duckdb.Error:
-        return {}
-    return json.loads(rows[0][0]).get("modality", {}) if rows else {}
+        return []
+    if not rows or not rows[0][0]:
+        return []
+    r = json.loads(rows[0][0])
+    return [(e, f"{a} → {b}") for e, a, b in zip(r["edges"][1:-1], r["modes"][:-1], r["modes"][1:], strict=True)
+            if a != b]
 
 
 def detections_over_time(con: duckdb.DuckDBPyConnection, path: str) -> str:
@@ -91,9 +95,8 @@ def modality_timeline(con: duckdb.DuckDBPyConnection, path: str) -> str:
                            alpha=0.25, lw=0)
                 start = i
         ax.plot(t, fr["brightness"][m], color="black", lw=1.2, label="brightness")
-        for key, style in (("dark_below", ":"), ("bright_above", "--")):
-            if key in th:
-                ax.axhline(th[key], color="grey", ls=style, lw=1, label=f"{key} {th[key]:g}")
+        for (edge, change), style in zip(th, (":", "--", "-."), strict=False):
+            ax.axhline(edge, color="grey", ls=style, lw=1, label=f"{change} at {edge:g}")
         ax.set_ylim(0, max(0.6, float(np.nanmax(fr["brightness"][m])) * 1.1))
         ax.set_ylabel("brightness")
         ax2 = ax.twinx()

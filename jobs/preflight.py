@@ -4,13 +4,17 @@ and agree on their classes; the output location is writable with the given crede
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from jobs.actor import engine_specs
 from jobs.config import JobConfig
 from jobs.paths import Layout
+from jobs.routing import FUSED_ONLY, Routes, build_routes
 from jobs.storage import filesystem, with_retry, write_bytes
 from trt.engine import sibling
+
+log = logging.getLogger(__name__)
 
 
 class PreflightError(ValueError):
@@ -27,28 +31,33 @@ def _files(model: str, backend: str) -> list[Path]:
     return [sibling(model, ".onnx"), sibling(model, ".pt")]  # tensorrt can export fp16 from the checkpoint
 
 
-def model_classes(path: Path) -> tuple[str, ...]:
-    """Class names a model file carries, read without building an engine."""
+def model_meta(path: Path) -> tuple[tuple[str, ...], dict | None]:
+    """(class names, validated accuracy per brightness) a model file carries, read without building an engine."""
     if path.suffix == ".pt":
+        import json
+
         from fusion.checkpoint import CheckpointError, load_checkpoint
 
         try:
-            return tuple(load_checkpoint(path)[1].class_names)
+            _, mcfg, ckpt = load_checkpoint(path)
         except CheckpointError as exc:
             raise PreflightError(str(exc)) from exc
+        return tuple(mcfg.class_names), json.loads(ckpt["validated"]) if ckpt.get("validated") else None
     from trt.export import read_metadata
 
     try:
         meta = read_metadata(path)
     except Exception as exc:  # onnx raises DecodeError / ValidationError for a corrupt file
         raise PreflightError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
-    return tuple(meta["classes"])
+    return tuple(meta["classes"]), meta["validated"]
 
 
-def check_models(cfg: JobConfig) -> tuple[str, ...]:
-    """Every model the policy may use exists and loads; all carry the same class list (the output's names)."""
+def check_models(cfg: JobConfig) -> tuple[tuple[str, ...], Routes]:
+    """Every model the policy may use exists and loads; all carry the same class list (the output's names).
+    → (class names, the routes adaptive mode will take)."""
     keys = {"fused": "engine.fused_model", "rgb": "engine.rgb_model", "ir": "engine.ir_model"}
     found: dict[str, tuple[str, ...]] = {}
+    validated: dict[str, dict | None] = {}
     for mode, spec in engine_specs(cfg, "cpu", resolve=False).items():
         files = [f for f in _files(spec.model, spec.backend) if f.exists()]
         given = getattr(cfg.engine, keys[mode].split(".")[1])
@@ -56,7 +65,7 @@ def check_models(cfg: JobConfig) -> tuple[str, ...]:
             raise PreflightError(f"{keys[mode]}={given}: no model file "
                                  f"({' or '.join(str(f) for f in _files(spec.model, spec.backend))})")
         for f in files:
-            classes = model_classes(f)
+            classes, validated[mode] = model_meta(f)
             if not classes:
                 raise PreflightError(f"{keys[mode]}={given}: {f.name} carries no class names (re-export it)")
             if found.setdefault(mode, classes) != classes:
@@ -67,7 +76,10 @@ def check_models(cfg: JobConfig) -> tuple[str, ...]:
         if classes != first:
             raise PreflightError(f"{keys[mode]} has classes {list(classes)} but {keys[first_mode]} has "
                                  f"{list(first)}: the models of one run must agree")
-    return first
+    m = cfg.modality
+    routes = build_routes(validated, max_loss=m.max_loss, min_frames=m.min_frames) if m.mode == "adaptive" \
+        else FUSED_ONLY
+    return first, routes
 
 
 def check_output(cfg: JobConfig) -> None:
@@ -82,8 +94,12 @@ def check_output(cfg: JobConfig) -> None:
                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
 
-def preflight(cfg: JobConfig) -> tuple[str, ...]:
-    """Run every check; → the class names the run will write."""
-    classes = check_models(cfg)
+def preflight(cfg: JobConfig) -> tuple[tuple[str, ...], Routes]:
+    """Run every check; → (the class names the run will write, the adaptive routes)."""
+    classes, routes = check_models(cfg)
     check_output(cfg)
-    return classes
+    if cfg.modality.mode == "adaptive" and routes.only_fused:
+        log.warning("adaptive: every brightness routes to the fused engine (%s)", routes.reasons[0])
+    elif cfg.modality.mode == "adaptive":
+        log.info("adaptive routes: %s", routes.text())
+    return classes, routes

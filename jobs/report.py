@@ -143,7 +143,8 @@ if run['interrupted'] else ''}</p></header><main>
 <section><h2>Detections over time, per camera</h2><img class="plot" alt="detections per camera"
 src="{plots['detections_over_time']}"></section>
 <section><h2>Modality and brightness, per video</h2><p class="muted">Background: the engine the policy chose for each
-frame (RGB-only, fused, IR-only); dashed and dotted lines: its brightness thresholds; blue: detections per frame.</p>
+frame (RGB-only, fused, IR-only); grey lines: brightness where its routes change engine (none: every frame fused);
+blue: detections per frame.</p>
 <img class="plot" alt="modality timelines" src="{plots['modality_timeline']}"></section>
 <section><h2>Problems ({len(errors)})</h2>{'<p class="muted">None: every input paired and every chunk written.</p>'
 if not errors else f'<table><tr><th>severity</th><th>type</th><th>video</th><th>chunk</th><th>file</th><th>reason</th>'

@@ -67,6 +67,7 @@ SUMMARY = pa.schema([
     ("chunks_partial", pa.int32()), ("chunks_skipped", pa.int32()), ("chunks_failed", pa.int32()),
     ("videos_failed", pa.int32()), ("frames", pa.int64()), ("detections", pa.int64()), ("pairs_per_s", pa.float64()),
     ("actors", pa.int32()), ("backend", pa.string()), ("interrupted", pa.bool_()), ("config", pa.string()),
+    ("routes", pa.string()),  # JSON: brightness bin edges, the engine each bin routes to, and why
 ])
 SEVERITIES = ("error", "warning")
 

@@ -40,7 +40,8 @@ class BenchConfig:
     out: str = "benchmarks/results/bench.json"
 
 
-def _time(fn, x, y, *, iters: int, warmup: int, cuda: bool) -> list[float]:
+def time_calls(fn, x, y, *, iters: int, warmup: int, cuda: bool) -> list[float]:
+    """Milliseconds per call of fn(x, y) after `warmup` calls: CUDA events on the GPU, the wall clock on the CPU."""
     for _ in range(warmup):
         fn(x, y)
     times = []
@@ -51,7 +52,7 @@ def _time(fn, x, y, *, iters: int, warmup: int, cuda: bool) -> list[float]:
             fn(x, y)
             end.record()
             end.synchronize()
-            times.append(start.elapsed_time(end))
+            times.append(start.elapsedtime_calls(end))
         else:
             t = time.perf_counter()
             fn(x, y)
@@ -103,7 +104,7 @@ def _detector_row(engine, name: str, size: tuple[int, int], b: int, cfg: BenchCo
     rng = np.random.default_rng(0)
     rgb = [rng.integers(0, 255, (1024, 1280, 3), dtype=np.uint8) for _ in range(b)]
     ir = [rng.integers(0, 255, (512, 640), dtype=np.uint8) for _ in range(b)]
-    t = _time(lambda x, y: (det(x, y), torch.cuda.synchronize()), rgb, ir, iters=max(cfg.iters // 5, 5),
+    t = time_calls(lambda x, y: (det(x, y), torch.cuda.synchronize()), rgb, ir, iters=max(cfg.iters // 5, 5),
               warmup=3, cuda=False)
     p50 = float(np.percentile(t, 50))
     return {"model": name, "size": list(size), "backend": "detector(torch-compile)", "precision": engine.precision,
@@ -134,7 +135,7 @@ def bench(cfg: BenchConfig) -> dict:
                             if on_gpu:
                                 torch.cuda.reset_peak_memory_stats()
                             iters = cfg.iters if on_gpu or b == 1 else max(cfg.iters // 10, 3)
-                            t = _time(engine, x, y, iters=iters, warmup=cfg.warmup if on_gpu else 2, cuda=on_gpu)
+                            t = time_calls(engine, x, y, iters=iters, warmup=cfg.warmup if on_gpu else 2, cuda=on_gpu)
                             p50 = float(np.percentile(t, 50))
                             rows.append({"model": name, "size": list(size), "backend": backend, "precision": precision,
                                          "device": str(engine.device), "batch": b, "p50_ms": round(p50, 3),

@@ -161,7 +161,7 @@ def engine_for(onnx_path: str | Path, spec: BuildSpec, *, cache_dir: str | Path 
         sidecar = {"tensorrt_flavour": flavour.name, "tensorrt_version": flavour.version, "gpu": gpu_name(),
                    "compute_capability": compute_capability() if spec.target == "current" else spec.target,
                    "precision": precision or _guess_precision(onnx_path), "onnx": str(onnx_path),
-                   "classes": list(_classes(onnx_path)),
+                   "classes": list(_classes(onnx_path)), "validated": _validated(onnx_path),
                    "onnx_sha256": onnx_sha, "profile": asdict(spec), "host": platform.node(),
                    "build_seconds": round(time.perf_counter() - t0, 2), "engine_bytes": len(plan)}
         engine.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
@@ -179,6 +179,12 @@ def _classes(onnx_path: str | Path) -> tuple[str, ...]:
     from trt.export import read_metadata
 
     return tuple(read_metadata(onnx_path)["classes"])
+
+
+def _validated(onnx_path: str | Path) -> dict | None:
+    from trt.export import read_metadata
+
+    return read_metadata(onnx_path)["validated"]
 
 
 def graph_for_precision(model: str | Path, precision: str, *, cache_dir: Path) -> Path:

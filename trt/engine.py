@@ -31,6 +31,7 @@ class Engine(Protocol):
     fixed_batch: bool  # True: every call must carry exactly max_batch (CUDA graph replay)
     dtype: torch.dtype  # what the engine wants its inputs in (callers preprocess straight into it)
     classes: tuple[str, ...]  # class names, from the model (checkpoint config / ONNX metadata / engine sidecar)
+    validated: dict | None  # accuracy per brightness bin, when stamped (see jobs.routing); None otherwise
 
     def __call__(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
 

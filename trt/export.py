@@ -118,10 +118,12 @@ def export_checkpoint(checkpoint: str | Path, cfg: ExportConfig, *, half: bool =
     from fusion.config import to_dict
     from trt.precision import HalfIO
 
-    model, mcfg, _ = load_checkpoint(checkpoint)
+    model, mcfg, ckpt = load_checkpoint(checkpoint)
     out = Path(cfg.out) if cfg.out else Path(checkpoint).with_suffix(".onnx")
     meta = {"fusedet.model_config": json.dumps(to_dict(mcfg)), "fusedet.checkpoint_sha256": sha256(checkpoint),
             "fusedet.input_size": json.dumps(list(cfg.size)), "fusedet.precision": "fp16" if half else "fp32"}
+    if ckpt.get("validated"):
+        meta["fusedet.validated"] = ckpt["validated"]  # accuracy per brightness bin travels with the model
     return export_onnx(HalfIO(model) if half else model, out, size=cfg.size, dynamic_hw=cfg.dynamic_hw,
                        opset=cfg.opset, simplify=cfg.simplify, fp16_storage=cfg.fp16_storage, metadata=meta)
 
@@ -136,6 +138,7 @@ def read_metadata(path: str | Path) -> dict[str, object]:
     if "fusedet.input_size" in props:
         out["input_size"] = tuple(json.loads(props["fusedet.input_size"]))
     out["precision"] = props.get("fusedet.precision", "fp32")
+    out["validated"] = json.loads(props["fusedet.validated"]) if "fusedet.validated" in props else None
     out["classes"] = tuple(json.loads(props["fusedet.class_names"]) if "fusedet.class_names" in props
                            else out.get("model_config", {}).get("class_names", ()))
     out["outputs"] = tuple(o.name for o in m.graph.output)

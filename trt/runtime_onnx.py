@@ -42,6 +42,7 @@ class OnnxRuntimeEngine:
             raise EngineError(f"{path}: engine.precision={expect_precision} but this graph is {self.precision} "
                               "(python -m trt.pipeline writes fp16 and int8 graphs)")
         self.classes = tuple(meta["classes"])
+        self.validated = meta["validated"]
         self.outputs = tuple(o.name for o in self.session.get_outputs())
         self.inputs = tuple(i.name for i in self.session.get_inputs())  # single-modality graphs take one
         shape = self.session.get_inputs()[0].shape  # [batch, 3, H, W]; H/W are strings when dynamic

@@ -58,6 +58,7 @@ class TensorRTEngine:
         self.max_batch = int(meta["profile"]["batch"][2])
         self.input_size = tuple(meta["profile"]["size"])  # (W, H)
         self.classes = tuple(meta.get("classes", ()))
+        self.validated = meta.get("validated")
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._cache_file = None
         with torch.cuda.device(self.device):

@@ -6,6 +6,7 @@ capability 9.0), `compile=True` is the fast path: mode="reduce-overhead" capture
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -18,8 +19,10 @@ class TorchEngine:
 
     def __init__(self, model: torch.nn.Module | str | Path, *, device: str = "cpu", precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False, max_batch: int = 128):
+        self.validated = None
         if not isinstance(model, torch.nn.Module):
-            model = load_checkpoint(model)[0]
+            model, _, ckpt = load_checkpoint(model)
+            self.validated = json.loads(ckpt["validated"]) if ckpt.get("validated") else None
         self.classes: tuple[str, ...] = tuple(getattr(model, "class_names", ()))  # set by build_model
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"precision={precision!r}: torch engine supports fp32 and fp16")

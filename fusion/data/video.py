@@ -9,6 +9,7 @@ own threads. IR is stored as the luma plane of yuv420p (portable to every player
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,8 @@ from typing import BinaryIO
 import av
 import fsspec
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class VideoError(RuntimeError):
@@ -167,6 +170,7 @@ class VideoReader:
         half = 0.5 / self.fps  # tolerate pts rounding at the window edges
         cc = self._stream.codec_context
         cc.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
+        yielded = False
         try:
             # Seek to the keyframe at or before `start`. Containers without an index (MPEG-TS) seek by bytes and may
             # land after it: then decode from the beginning rather than lose frames.
@@ -187,10 +191,16 @@ class VideoReader:
                         continue
                     if end is not None and t >= end - half:
                         return
+                    yielded = True
                     yield t, frame.to_ndarray(format=fmt)
                 else:
                     return
         except av.error.FFmpegError as exc:
+            if yielded:
+                # A file cut short (an interrupted upload, a full disk) decodes up to the damage: keep those frames
+                # and end the window; the caller compares the count with the plan and reports the pair as partial.
+                log.warning("%s: decoding stopped at the first damaged packet (%s)", self.name, exc)
+                return
             raise VideoError(f"{self.name}: decode failed ({exc})") from exc
         finally:
             cc.skip_frame = "DEFAULT"

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -38,10 +39,18 @@ class FlakyProxy:
     def up(self) -> None:
         self._down.clear()
 
-    def outage(self, seconds: float, *, after: float = 0.0) -> threading.Thread:
+    def outage(self, seconds: float, *, when: Callable[[], bool], timeout: float = 300.0) -> threading.Thread:
+        """Go down once `when()` holds, and stay down for `seconds` counted from the first refused connection, so
+        the outage always meets the job's traffic however slow the machine is."""
+
         def run():
-            time.sleep(after)
+            deadline = time.time() + timeout
+            while not when() and time.time() < deadline:
+                time.sleep(0.05)
+            before = self.refused
             self.down()
+            while self.refused == before and time.time() < deadline:
+                time.sleep(0.01)
             time.sleep(seconds)
             self.up()
 

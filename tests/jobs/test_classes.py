@@ -47,7 +47,7 @@ def test_rows_carry_the_names_of_the_model_that_ran(clip, tmp_path, classes):
     cfg = load_config(JobConfig, ROOT / "configs" / "job.yaml", [
         f"input.archive={clip}/a", "input.manifest=", f"output.path={tmp_path}/out", "modality.mode=fused",
         f"engine.fused_model={model}", "engine.size=[320,256]", "engine.conf=0.00001", "tracking.enabled=false"])
-    assert preflight(cfg) == classes
+    assert preflight(cfg)[0] == classes
     chunks, _, _ = plan(cfg, "c")
     actor = ChunkDetector(cfg=to_dict(cfg), run_id="c")
     assert all(actor.process(c)["status"] == "done" for c in chunks)

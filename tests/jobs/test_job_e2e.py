@@ -127,7 +127,7 @@ def test_bad_inputs_become_error_rows_and_the_rest_is_processed(ray_cluster, s3_
     assert {e["error_type"] for e in errs} == {"VideoError", "Unpaired"}
 
 
-def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoint, tmp_path):
+def test_adaptive_modality_column_is_the_policy_on_the_validated_routes(ray_cluster, s3_endpoint, tmp_path):
     from fusion.data.generate import write_clip
     from fusion.data.scene import Illumination, SceneConfig
     from jobs.actor import ChunkDetector
@@ -139,7 +139,7 @@ def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoin
     write_clip(rgb_url=paths["rgb.mp4"], ir_url=paths["ir.mp4"], gt_url=paths["gt.parquet"], seed=5, seconds=8,
                fps=25, config=SceneConfig(rgb_size=(320, 256), ir_size=(160, 128)),
                light_from=Illumination(0.9), light_to=Illumination(0.02))
-    cfg = _cfg(s3_endpoint, str(tmp_path), str(tmp_path / "out"))
+    cfg = _cfg(s3_endpoint, str(tmp_path), str(tmp_path / "out"), "tracking.enabled=false")
     actor = ChunkDetector(cfg=__import__("fusion.config", fromlist=["to_dict"]).to_dict(cfg), run_id="t")
     chunk = Chunk("v", "camA", 0, paths["rgb.mp4"], paths["ir.mp4"], 0, 200, 25.0, "2026-06-01T20:00:00",
                   "2026-06-01")
@@ -147,14 +147,14 @@ def test_adaptive_modality_column_on_a_day_to_night_clip(ray_cluster, s3_endpoin
     assert status["status"] == "done" and status["frames"] == 200
     frames = pq.read_table(next((tmp_path / "out" / "frames").rglob("*.parquet"))).to_pylist()
     modes = [f["modality"] for f in frames]
-    assert modes[0] == "rgb" and modes[-1] == "ir" and "fused" in modes  # bright day → dusk → night
-    # The column is exactly the policy replayed on the decoded frames' brightness.
-    policy = ModePolicy(ModalityConfig())
+    # The column is exactly the job's policy, on the routes the models' validated figures give, replayed here.
+    policy = ModePolicy(ModalityConfig(), actor.routes)
     expect = []
     for t, img in VideoReader(paths["rgb.mp4"]).frames():
         b = brightness(img)
-        expect.append((policy.update(t, b.mean, b.p90 - b.p10), round(b.mean, 5)))
+        expect.append((policy.update(t, b.mean), round(b.mean, 5)))
     assert [(f["modality"], round(f["brightness"], 5)) for f in frames] == expect
+    assert set(modes) <= set(actor.routes.modes) and set(modes) <= set(actor.detectors)
     switches = [i for i in range(1, len(modes)) if modes[i] != modes[i - 1]]
     assert all(b - a >= 2.0 * 25 for a, b in itertools.pairwise(switches))  # no flicker
 

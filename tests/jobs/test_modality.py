@@ -7,69 +7,96 @@ import torch
 from fusion.config import ConfigError
 from jobs.config import ModalityConfig
 from jobs.modality import ModePolicy, brightness
+from jobs.routing import build_routes
 
-CFG = ModalityConfig(dark_below=0.14, bright_above=0.29, hysteresis=0.02, min_dwell_s=2.0, smoothing_s=0.0)
-
-
-def run(policy: ModePolicy, values, fps=25, contrast=0.4, t0=0.0):
-    return [policy.update(t0 + i / fps, v, contrast) for i, v in enumerate(values)]
+EDGES = [0.0, 0.1, 0.2, 0.3, 1.0]
+CFG = ModalityConfig(hysteresis=0.02, min_dwell_s=2.0, smoothing_s=0.0)
 
 
-@pytest.mark.parametrize(("value", "contrast", "mode"), [
-    (0.05, 0.1, "ir"), (0.20, 0.3, "fused"), (0.40, 0.4, "rgb"), (0.45, 0.15, "fused"),  # bright but flat = fog
+def meta(acc, frames=200):
+    return {"edges": EDGES, "mAP50": acc, "frames": [frames] * len(acc)}
+
+
+# night, dusk, dim day, day: IR as good as fused at night, RGB in the two brightest bins
+VALIDATED = {"fused": meta([0.90, 0.95, 0.97, 0.98]), "ir": meta([0.899, 0.80, 0.70, 0.60]),
+             "rgb": meta([0.40, 0.90, 0.966, 0.985])}
+ROUTES = build_routes(VALIDATED, max_loss=0.005, min_frames=50)
+
+
+def run(policy: ModePolicy, values, fps=25, t0=0.0):
+    return [policy.update(t0 + i / fps, v) for i, v in enumerate(values)]
+
+
+def test_routes_take_a_cheaper_engine_only_within_max_loss():
+    assert ROUTES.modes == ("ir", "fused", "rgb", "rgb")
+    assert "0.899" in ROUTES.reasons[0] and "no cheaper engine" in ROUTES.reasons[1]
+
+
+@pytest.mark.parametrize(("validated", "why"), [
+    ({"fused": None, **{k: v for k, v in VALIDATED.items() if k != "fused"}}, "fused model carries no"),
+    ({"fused": VALIDATED["fused"], "rgb": None, "ir": None}, "no cheaper engine"),
+    ({k: meta(v["mAP50"], frames=10) for k, v in VALIDATED.items()}, "too few"),
 ])
-def test_first_decision(value, contrast, mode):
-    assert ModePolicy(CFG).update(0.0, value, contrast) == mode
+def test_without_validated_figures_everything_stays_fused(validated, why):
+    routes = build_routes(validated, max_loss=0.005, min_frames=50)
+    assert routes.only_fused and why in " ".join(routes.reasons)
+
+
+@pytest.mark.parametrize(("value", "mode"), [(0.05, "ir"), (0.15, "fused"), (0.25, "rgb"), (0.5, "rgb")])
+def test_first_decision(value, mode):
+    assert ModePolicy(CFG, ROUTES).update(0.0, value) == mode
 
 
 def test_dead_band_holds_the_mode():
-    p = ModePolicy(CFG)
-    modes = run(p, [0.10] * 60 + [0.15] * 200)  # 0.15 is past 0.14 but inside the 0.02 band
-    assert set(modes) == {"ir"}
-    modes = run(p, [0.17] * 10, t0=260 / 25)
-    assert modes[-1] == "fused"
+    p = ModePolicy(CFG, ROUTES)
+    assert set(run(p, [0.05] * 60 + [0.11] * 200)) == {"ir"}  # 0.11 is past 0.10 but inside the 0.02 band
+    assert run(p, [0.13] * 10, t0=260 / 25)[-1] == "fused"
 
 
 def test_min_dwell_blocks_flicker():
-    p = ModePolicy(CFG)
+    p = ModePolicy(CFG, ROUTES)
     values = [0.05, 0.40] * 100  # alternating dark/bright frames: worst case
-    run(p, values, contrast=0.4)
-    switches = p.switches
-    assert all(b - a >= 2.0 for a, b in itertools.pairwise(switches))
-    assert len(switches) <= len(values) / 25 / 2.0 + 1
+    run(p, values)
+    assert all(b - a >= 2.0 for a, b in itertools.pairwise(p.switches))
+    assert len(p.switches) <= len(values) / 25 / 2.0 + 1
+
+
+def test_camera_offset_moves_a_camera_across_bins():
+    cfg = ModalityConfig(camera_offsets={"lit_street": 0.1}, smoothing_s=0.0)
+    assert ModePolicy(cfg, ROUTES, "lit_street").update(0.0, 0.05) == "fused"
+    assert ModePolicy(cfg, ROUTES, "field").update(0.0, 0.05) == "ir"
 
 
 def test_smoothing_delays_reaction():
-    p = ModePolicy(ModalityConfig(min_dwell_s=0.0, smoothing_s=1.0))
-    modes = run(p, [0.40] * 25 + [0.05] * 25, contrast=0.4)
-    assert modes[25] == "rgb" and modes[-1] in ("fused", "ir") and "ir" not in modes[25:30]
+    p = ModePolicy(ModalityConfig(min_dwell_s=0.0, smoothing_s=1.0), ROUTES)
+    modes = run(p, [0.40] * 25 + [0.05] * 25)
+    assert modes[25] == "rgb" and "ir" not in modes[25:30]
 
 
 @pytest.mark.parametrize("forced", ["rgb", "fused", "ir"])
 def test_forced_modes_ignore_brightness(forced):
-    p = ModePolicy(ModalityConfig(mode=forced))
+    p = ModePolicy(ModalityConfig(mode=forced), ROUTES)
     assert set(run(p, np.linspace(0, 1, 100))) == {forced}
 
 
-def test_config_rejects_overlapping_bands():
-    with pytest.raises(ConfigError, match="dead bands"):
-        ModalityConfig(dark_below=0.2, bright_above=0.25, hysteresis=0.03)
-    with pytest.raises(ConfigError, match="dark_below < bright_above"):
-        ModalityConfig(dark_below=0.5, bright_above=0.3)
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="max_loss"):
+        ModalityConfig(max_loss=-0.1)
+    with pytest.raises(ConfigError, match="hysteresis"):
+        ModalityConfig(hysteresis=-1)
 
 
-def test_brightness_ignores_glare_and_matches_on_torch():
-    frame = np.full((64, 64, 3), 40, np.uint8)
-    glare = frame.copy()
+def test_brightness_ignores_saturated_glare():
+    dark = np.full((64, 64, 3), 20, np.uint8)
+    glare = dark.copy()
     glare[:16, :16] = 255
-    assert brightness(glare).mean == pytest.approx(brightness(frame).mean, abs=1e-6)
-    b_np, b_t = brightness(frame), brightness(torch.from_numpy(frame))
-    assert b_np.mean == pytest.approx(b_t.mean, abs=1e-5) and b_np.mean == pytest.approx(40 / 255, abs=1e-3)
+    assert brightness(glare).mean == pytest.approx(brightness(dark).mean, abs=1e-6)
+    assert brightness(np.full((64, 64, 3), 200, np.uint8)).mean > 0.7
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_brightness_on_the_gpu_matches_cpu():
-    frame = np.random.default_rng(0).integers(0, 256, (512, 640, 3), dtype=np.uint8)
-    a, b = brightness(frame), brightness(torch.from_numpy(frame).cuda())
+def test_brightness_on_cuda_matches_numpy():
+    img = np.random.default_rng(0).integers(0, 250, (128, 160, 3), dtype=np.uint8)
+    a, b = brightness(img), brightness(torch.from_numpy(img).cuda())
     assert a.mean == pytest.approx(b.mean, abs=1e-4) and a.p90 == pytest.approx(b.p90, abs=2e-3)

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import fsspec
 import psutil
 import pyarrow.parquet as pq
 import pytest
@@ -119,12 +120,18 @@ def test_actor_killed_mid_chunk(ray_cluster, archive, proxy, tmp_path):
 
 @pytest.mark.parametrize(("name", "seconds"), [("storage blips (3 s outage)", 3.0),
                                                ("storage down for a whole minute", 60.0)])
-def test_storage_outage_is_ridden_out(ray_cluster, archive, proxy, name, seconds):
+def test_storage_outage_is_ridden_out(ray_cluster, archive, proxy, s3_endpoint, name, seconds):
     out = f"s3://fusedet/rel/outage{int(seconds)}"
     cfg = _cfg(archive, out, "cluster.actors=1", "cluster.chunks_in_flight=1", endpoint=proxy.url,
                out_endpoint=proxy.url)
     refused = proxy.refused
-    outage = proxy.outage(seconds, after=6.0)  # once actors are up and chunks are being read and written
+    upstream = fsspec.filesystem("s3", endpoint_url=s3_endpoint, skip_instance_cache=True)  # the server itself, not through the proxy
+
+    def chunk_started() -> bool:  # actors are up and reading and writing chunks
+        upstream.invalidate_cache()
+        return bool(upstream.glob(f"{out}/_runs/*/attempts/*"))
+
+    outage = proxy.outage(seconds, when=chunk_started)
     result = run_job(cfg)
     outage.join()
     assert proxy.refused > refused, "the outage hit no request: nothing was tested"

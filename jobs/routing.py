@@ -1,0 +1,62 @@
+"""Which engine may run at which brightness: decided from the models' own validated accuracy, never assumed.
+
+Each model can carry `validated` metadata (checkpoint / ONNX / engine sidecar): brightness bin edges and its mAP50
+and frame count per bin on a held-out set, stamped by `benchmarks/eval_adaptive.py`. For every bin the route is the
+cheaper single-modality engine (RGB-only, IR-only) whose mAP50 there is within `max_loss` of the fused model's; else
+fused. A bin without enough validation frames, or a model without the metadata, routes to fused: the adaptive mode
+never trades accuracy it has not measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Routes:
+    edges: tuple[float, ...]  # bin edges (len = bins + 1), brightness 0..1
+    modes: tuple[str, ...]  # engine per bin
+    reasons: tuple[str, ...]  # why, per bin (for the run log and the report)
+
+    def mode_at(self, brightness: float) -> str:
+        i = int(np.clip(np.searchsorted(self.edges, brightness, side="right") - 1, 0, len(self.modes) - 1))
+        return self.modes[i]
+
+    @property
+    def only_fused(self) -> bool:
+        return set(self.modes) == {"fused"}
+
+    def text(self) -> str:
+        return "; ".join(f"[{a:.2f}, {b:.2f}): {m} ({r})" for a, b, m, r in
+                         zip(self.edges[:-1], self.edges[1:], self.modes, self.reasons, strict=True))
+
+
+FUSED_ONLY = Routes((0.0, 1.0), ("fused",), ("no validated alternative",))
+
+
+def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_frames: int) -> Routes:
+    """validated: mode → metadata {"edges": [...], "mAP50": [...], "frames": [...]} or None."""
+    fused = validated.get("fused")
+    if not fused:
+        return Routes((0.0, 1.0), ("fused",), ("the fused model carries no validated accuracy per brightness",))
+    edges = tuple(float(e) for e in fused["edges"])
+    modes, reasons = [], []
+    for b in range(len(edges) - 1):
+        f_acc, f_n = fused["mAP50"][b], fused["frames"][b]
+        best, best_acc, why = "fused", -1.0, f"fused mAP50 {f_acc:.3f}: no cheaper engine within max_loss"
+        if f_n < min_frames or f_acc != f_acc:  # NaN: no targets in this bin
+            modes.append("fused")
+            reasons.append(f"{f_n} validation frames: too few to trust")
+            continue
+        for m in ("ir", "rgb"):
+            v = validated.get(m)
+            if not v or tuple(float(e) for e in v["edges"]) != edges:
+                continue
+            acc, n = v["mAP50"][b], v["frames"][b]
+            if n >= min_frames and acc == acc and acc >= f_acc - max_loss and acc > best_acc:
+                best, best_acc, why = m, acc, f"{m} mAP50 {acc:.3f} vs fused {f_acc:.3f}"
+        modes.append(best)
+        reasons.append(why)
+    return Routes(edges, tuple(modes), tuple(reasons))
