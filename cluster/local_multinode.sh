@@ -22,6 +22,9 @@ tmp=/tmp/fusedet-ray-$port
 # Token authentication on every process of this cluster (head, workers, `ray job submit` from this shell):
 # Ray reads or creates ~/.ray/auth_token. Export the same in the shell you submit from.
 export RAY_AUTH_MODE=token
+# The nodes run `python` of submitted jobs from their PATH: put the project's environment first, as an activated
+# venv would, so `ray job submit -- python -m jobs.detect ...` runs with the project's packages.
+export PATH="$(dirname "$RAY"):$PATH"
 
 stop_cluster() {
   "$PY" - "$tmp" "$port" <<'PYEOF'

@@ -88,7 +88,9 @@ class ChunkDetector:
         device = ("cuda" if torch.cuda.is_available() else "cpu") if e.device == "auto" else e.device
         self.device = torch.device(device)
         if self.device.type == "cpu":
-            torch.set_num_threads(max(int(self.cfg.cluster.cpus_per_actor), 1))
+            # The ONNX Runtime engine owns the actor's cores; torch only resizes and pads frames (and runs the
+            # engine's NMS). One torch thread: an OpenMP pool spinning beside ORT's threads halved the engine's rate.
+            torch.set_num_threads(1)
         self.run_id = run_id
         self.specs = engine_specs(self.cfg, device)
         self.detectors = {m: Detector(load_engine(s), size=s.size, conf=e.conf, iou=e.iou)

@@ -66,8 +66,11 @@ def _plots(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def _thumbnails(con, n: int, storage_options: dict) -> list[tuple[str, str]]:
     from jobs.render import annotate, class_names, find_pair
 
-    rows = con.sql(f"SELECT video_id, frame_idx, detections, modality, timestamp FROM frames "
-                   f"ORDER BY detections DESC, timestamp LIMIT {int(n)}").fetchall()
+    # The busiest frame of each video first, then the second busiest of each, ...: the page shows the archive, not
+    # n neighbouring frames of one clip.
+    rows = con.sql(f"SELECT video_id, frame_idx, detections, modality, timestamp FROM ("
+                   f"SELECT *, row_number() OVER (PARTITION BY video_id ORDER BY detections DESC, frame_idx) AS r "
+                   f"FROM frames) ORDER BY r, detections DESC, timestamp LIMIT {int(n)}").fetchall()
     classes = class_names(con)
     out = []
     for vid, idx, count, mode, ts in rows:

@@ -60,16 +60,29 @@ def calibration_manifest(path: str | Path, *, n: int = 200, seed: int = 1700,
                          slices: Sequence[str] = SLICES) -> dict:
     """Write (or read back) the calibration set: `n` held-out synthetic pairs, equally per slice."""
     path = Path(path)
-    if path.exists():
-        return json.loads(path.read_text())
+    if (old := _read_back(path, n=n, seed=seed)) is not None:
+        return old
     from fusion.data.scene import scene_seed
 
     per = max(n // len(slices), 1)
     items = [{"seed": scene_seed(seed, k * per + i), "slice": s} for k, s in enumerate(slices) for i in range(per)]
-    manifest = {"kind": "synthetic", "dataset_seed": seed, "items": items}
+    manifest = {"kind": "synthetic", "dataset_seed": seed, "n": n, "items": items}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _read_back(path: Path, **params) -> dict | None:
+    """The manifest written earlier for the same parameters (a re-run calibrates on the same pairs); None when there
+    is none or it was drawn with other parameters (then it is drawn again and replaced)."""
+    if not path.exists():
+        return None
+    old = json.loads(path.read_text())
+    seed = old.get("seed", old.get("dataset_seed"))
+    if old.get("n") != params["n"] or seed != params["seed"] or any(
+            old.get(k) != v for k, v in params.items() if k not in ("n", "seed")):
+        return None
+    return old
 
 
 def folder_manifest(path: str | Path, root: str, *, n: int = 200, seed: int = 1700, split: str = "train",
@@ -78,8 +91,8 @@ def folder_manifest(path: str | Path, root: str, *, n: int = 200, seed: int = 17
     scene brightness: the pairs are binned by mean RGB luminance (of a downscaled image) into `bins` equal-count
     bins, and the same number is drawn from each, so night and day scenes both set the INT8 ranges."""
     path = Path(path)
-    if path.exists():
-        return json.loads(path.read_text())
+    if (old := _read_back(path, n=n, seed=seed, root=root, split=split)) is not None:
+        return old
     import cv2
     import fsspec
 
@@ -97,7 +110,7 @@ def folder_manifest(path: str | Path, root: str, *, n: int = 200, seed: int = 17
     per = max(n // bins, 1)
     picked = [int(i) for part in np.array_split(order, bins) for i in rng.permutation(part)[:per]]
     items = [{"rgb": ds.samples[i].rgb_uri, "ir": ds.samples[i].ir_uri, "stem": ds.samples[i].stem} for i in picked]
-    manifest = {"kind": "folder", "root": root, "split": split, "seed": seed, "items": items,
+    manifest = {"kind": "folder", "root": root, "split": split, "seed": seed, "n": n, "items": items,
                 "brightness_bins": [round(float(np.asarray(lum)[np.argsort(lum)][k * len(lum) // bins]), 4)
                                     for k in range(bins)]}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,6 @@ directly; resume writes nothing; bad inputs become error rows; `ray job submit` 
 
 import io
 import itertools
-import sys
-import time
 from pathlib import Path
 
 import fsspec
@@ -157,26 +155,6 @@ def test_adaptive_modality_column_is_the_policy_on_the_validated_routes(ray_clus
     assert set(modes) <= set(actor.routes.modes) and set(modes) <= set(actor.detectors)
     switches = [i for i in range(1, len(modes)) if modes[i] != modes[i - 1]]
     assert all(b - a >= 2.0 * 25 for a, b in itertools.pairwise(switches))  # no flicker
-
-
-def test_ray_job_submit_runs_the_same_command(ray_cluster, s3_endpoint, archive, tmp_path):
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
-    client = JobSubmissionClient(f"http://{ray_cluster.dashboard_url}")
-    out = tmp_path / "submitted"
-    so = "{endpoint_url: " + s3_endpoint + "}"
-    entry = (f"{sys.executable} -m jobs.detect {ROOT}/configs/job.yaml cluster.address=auto cluster.actors=1 "
-             f"input.archive={archive} 'input.storage_options={so}' output.path={out} chunk.seconds=2 "
-             f"engine.size=[320,256] engine.fused_model={ROOT}/models/mid_n.onnx modality.mode=fused")
-    job = client.submit_job(entrypoint=entry, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    deadline = time.time() + 300
-    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-        assert time.time() < deadline, "job did not finish in 5 minutes"
-        time.sleep(1)
-    logs = client.get_job_logs(job)
-    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
-    assert '"chunks_done": 4' in logs
-    assert len(list((out / "detections").rglob("*.parquet"))) == 4
 
 
 def test_query_cli_canned_plots_and_render(first_run, s3_endpoint, tmp_path, capsys, monkeypatch):

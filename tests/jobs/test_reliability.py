@@ -125,7 +125,8 @@ def test_storage_outage_is_ridden_out(ray_cluster, archive, proxy, s3_endpoint, 
     cfg = _cfg(archive, out, "cluster.actors=1", "cluster.chunks_in_flight=1", endpoint=proxy.url,
                out_endpoint=proxy.url)
     refused = proxy.refused
-    upstream = fsspec.filesystem("s3", endpoint_url=s3_endpoint, skip_instance_cache=True)  # the server itself, not through the proxy
+    # The server itself, not through the proxy.
+    upstream = fsspec.filesystem("s3", endpoint_url=s3_endpoint, skip_instance_cache=True)
 
     def chunk_started() -> bool:  # actors are up and reading and writing chunks
         upstream.invalidate_cache()

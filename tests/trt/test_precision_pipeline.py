@@ -11,8 +11,10 @@ from trt.tensorrt_api import tensorrt_available
 def test_calibration_manifest_is_stratified_and_reproducible(tmp_path):
     a = calibration_manifest(tmp_path / "c.json", n=20)
     assert [it["slice"] for it in a["items"]].count("night") == 4
-    assert calibration_manifest(tmp_path / "c.json", n=999) == a  # fixed once written
+    assert calibration_manifest(tmp_path / "c.json", n=20) == a  # a re-run calibrates on the same pairs
     assert json.loads((tmp_path / "c.json").read_text()) == a
+    b = calibration_manifest(tmp_path / "c.json", n=10)  # another calib_n is never answered with the old set
+    assert len(b["items"]) == 10 and json.loads((tmp_path / "c.json").read_text()) == b
 
 
 @pytest.mark.slow
