@@ -92,7 +92,7 @@ def _thumbnails(con, n: int, storage_options: dict) -> list[tuple[str, str]]:
         img = cv2.resize(img, (900, round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
         _ok, jpg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 82])
         out.append((_img(jpg.tobytes(), "image/jpeg"), f"{vid} · frame {idx} · {ts:%Y-%m-%d %H:%M:%S} UTC · "
-                                                       f"{count} detections · engine {mode}"))
+                                                       f"{count} detection{'' if count == 1 else 's'} · engine {mode}"))
     return out
 
 
