@@ -13,10 +13,13 @@ Exit status: 0 all chunks done (warnings allowed), 1 something failed or was par
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +89,26 @@ def plan(cfg: JobConfig, run_id: str) -> tuple[list[Chunk], list[dict], int]:
     return chunks, errors, failed
 
 
+@contextlib.contextmanager
+def _sigint_noted():
+    """Ctrl-C raises KeyboardInterrupt as usual, and is also noted in an Event: Ray Data's row iterator can swallow
+    the exception (seen on CI: the run went on to the end and exited 0), so the loop checks the Event per row."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_chunks(cfg: JobConfig, chunks: list[Chunk], run_id: str, progress: Progress):
     """Chunks through the Ray Data actor pool; yields status rows as they finish."""
     import ray
@@ -124,9 +147,13 @@ def main(cfg: JobConfig) -> dict:
     interrupted = False
     progress = Progress(len(chunks))
     try:
-        if chunks:
-            for row in run_chunks(cfg, chunks, run_id, progress):
+        with _sigint_noted() as stop:
+            for row in (run_chunks(cfg, chunks, run_id, progress) if chunks else ()):
                 status.append(row)
+                if stop.is_set():  # Ctrl-C arrived where a library swallowed the KeyboardInterrupt
+                    raise KeyboardInterrupt
+            if stop.is_set():
+                raise KeyboardInterrupt
         if cfg.tracking.enabled:
             errors += stitch_all(cfg, run_id, videos_to_stitch(chunks, status))
     except KeyboardInterrupt:

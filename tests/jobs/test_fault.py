@@ -48,7 +48,10 @@ def test_node_loss_mid_run_is_survived(tmp_path):
         cluster.add_node(num_cpus=2, num_gpus=1)  # the replacement the autoscaler would bring
         runner.join(timeout=420)
         assert not runner.is_alive(), "job did not finish after the node loss"
-        assert result["chunks_total"] == 6 and result["chunks_done"] == 6 and result["chunks_failed"] == 0
+        # A chunk whose files were written just before its node died comes back from Ray's retry as `skipped`
+        # (its output exists): done + skipped covers the plan, and the audit below proves each key is written once.
+        assert result["chunks_total"] == 6 and result["chunks_failed"] == 0 and result["chunks_partial"] == 0
+        assert result["chunks_done"] + result["chunks_skipped"] == 6, result["status"]
         assert len(list(frames.rglob("*.parquet"))) == 6
         assert len(list((tmp_path / "out" / "detections").rglob("*.parquet"))) == 6
         rep = audit(str(tmp_path / "out"), AuditConfig())
