@@ -1,4 +1,5 @@
 """The job at decoder speed? One run on one GPU machine: archive → decode ceilings → engine ceiling → the real job.
+Over 400 lines on purpose: the device runs one script per call, and every figure must come from the same run.
 
     python benchmarks/bench_job.py [out=benchmarks/results/bench_job.json work=/tmp/fusedet-bench pairs=10800]
 
