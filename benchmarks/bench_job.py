@@ -10,10 +10,12 @@ Stages, all in this one process and run, on the same archive:
             `chunks_in_flight` chunk threads each, as the actors run them) and PyAV on the CPU (16 threads).
   engine    engine-only ceiling: the fused model, torch fp16 + channels_last + torch.compile (CUDA graphs), inputs on
             the GPU, batch `batch`.
-  actor     the actor's own code without Ray: one ChunkDetector in this process, all chunks through it with N chunk
-            threads (as Ray's threaded actor runs them), for each N in `actor_in_flight`; py-spy samples it if asked.
-  job       the real job (`jobs.detect.main`, local Ray, configs/job_gpu.yaml with a local archive): fused with 1 and 2
-            actors on the GPU, adaptive with the best of those; GPU and NVDEC utilisation sampled by nvidia-smi.
+  actor     the actor's own code without Ray Data (a local Ray only for its tracking actors): one ChunkDetector in
+            this process, all chunks through it with N chunk threads (as Ray's threaded actor runs them), for each N
+            in `actor_in_flight` and GIL switch interval in `switch_ms`; py-spy samples it if asked.
+  job       the real job (`jobs.detect.main`, local Ray, configs/job_gpu.yaml with a local archive): fused with each
+            count in `actors` sharing the GPU; the best count with `more_in_flight` chunks per actor; then adaptive
+            and fused without tracking at the best of those; GPU and NVDEC utilisation sampled by nvidia-smi.
 Results go to `out` after every stage (a run cut short keeps what it measured); a table is printed last.
 """
 
@@ -47,10 +49,12 @@ class BenchJobConfig:
     batch: int = 32
     chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
-    actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU
+    more_in_flight: tuple[int, ...] = (12,)  # job stage: also run the best actor count with these
+    actors: tuple[int, ...] = (1, 2, 4)  # actors sharing the one GPU
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
     engines: tuple[str, ...] = ("mid_n",)  # models timed in the engine stage (rgb_n, ir_n: the adaptive engines)
     actor_in_flight: tuple[int, ...] = (8,)  # actor stage: chunks in flight per actor, one variant each
+    switch_ms: tuple[float, ...] = (0.5,)  # actor stage: GIL switch intervals to try (the actor's; Python's is 5)
     profile: str = ""  # a folder: py-spy profiles of the actor stage (GIL holders; all threads) land there
     stages: tuple[str, ...] = ("generate", "decode", "engine", "actor", "job")
     job_overrides: tuple[str, ...] = ()  # extra key=value for the job config (e.g. a CPU smoke run of this script)
@@ -210,13 +214,14 @@ def actor(cfg: BenchJobConfig) -> dict:
     """Each variant in a fresh process, as each Ray actor is one (compiled graphs belong to one engine thread)."""
     res = {}
     for n in cfg.actor_in_flight:
-        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-            res[f"inflight{n}"] = pool.submit(_actor_variant, cfg, n).result()
-        _save(cfg, "actor", res)
+        for ms in cfg.switch_ms:
+            with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+                res[f"inflight{n}_switch{ms:g}ms"] = pool.submit(_actor_variant, cfg, n, ms).result()
+            _save(cfg, "actor", res)
     return res
 
 
-def _actor_variant(cfg: BenchJobConfig, n: int) -> dict:
+def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
     from fusion.config import load_config, to_dict
     from jobs.actor import ChunkDetector
     from jobs.config import JobConfig
@@ -227,10 +232,14 @@ def _actor_variant(cfg: BenchJobConfig, n: int) -> dict:
     jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [
         f"input.archive={cfg.work}/archive", f"output.path={out}", "cluster.address=", "cluster.min_actors=0",
         f"cluster.chunks_in_flight={n}", f"engine.batch={cfg.batch}", *cfg.job_overrides])
+    import ray
+
+    ray.init(num_cpus=8, include_dashboard=False)  # only for the actor's tracking actors (GPU actors start them)
     t0 = time.perf_counter()
     a = ChunkDetector(cfg=to_dict(jc), run_id="bench")
     init_s = time.perf_counter() - t0
-    spy = _py_spy(cfg, f"actor_inflight{n}") if cfg.profile else []
+    sys.setswitchinterval(switch_ms / 1e3)  # after the actor's own setting
+    spy = _py_spy(cfg, f"actor_inflight{n}_switch{switch_ms:g}ms") if cfg.profile else []
     sampler = GpuSampler()
     t0 = time.perf_counter()
     w0 = time.time()
@@ -240,9 +249,11 @@ def _actor_variant(cfg: BenchJobConfig, n: int) -> dict:
     gpu = sampler.stop(w0, time.time())
     for proc in spy:
         proc.wait(timeout=60)
-    a.runner.close()
+    a.close()
+    ray.shutdown()
     frames = sum(r["frames"] for r in rows)
     return {"pairs": frames, "failed": sum(r["status"] == "failed" for r in rows), "init_s": round(init_s, 1),
+            "switch_ms": switch_ms,
             "seconds": round(dt, 2), "pairs_per_s": round(frames / dt, 1), "engine_busy_s": round(a.runner.busy_s, 2),
             "engine_batches": a.runner.batches, "decode_wait_s_sum": round(sum(r["decode_s"] for r in rows), 1),
             "engine_wait_s_sum": round(sum(r["engine_wait_s"] for r in rows), 1),
@@ -302,19 +313,23 @@ def job(cfg: BenchJobConfig) -> dict:
     from jobs.detect import main as run_job
 
     res = {}
-    runs = [("fused", a, True) for a in cfg.actors]
-    for mode, actors, tracking in [*runs, ("adaptive", None, True), ("fused", None, False)]:
-        if actors is None:  # the best fused actor count
-            actors = max((r for r in res.values() if r.get("mode") == "fused"),
-                         key=lambda r: r["processing_pairs_per_s"])["actors"]
-        name = f"{mode}_{actors}actor" + ("" if tracking else "_no_tracking")
+    # fused at each actor count; then, at the best count, more chunks in flight; then adaptive and no tracking at
+    # the best (actors, chunks in flight)
+    runs = [("fused", a, cfg.chunks_in_flight, True) for a in cfg.actors]
+    runs += [("fused", None, n, True) for n in cfg.more_in_flight]
+    for mode, actors, inflight, tracking in [*runs, ("adaptive", None, None, True), ("fused", None, None, False)]:
+        best = max((r for r in res.values() if r.get("mode") == "fused"), key=lambda r: r["processing_pairs_per_s"],
+                   default={})
+        actors = actors or best["actors"]
+        inflight = inflight or best["chunks_in_flight"]
+        name = f"{mode}_{actors}actor_{inflight}inflight" + ("" if tracking else "_no_tracking")
         out = Path(cfg.work) / f"out_{name}"
         shutil.rmtree(out, ignore_errors=True)
         jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [
             f"input.archive={cfg.work}/archive", f"output.path={out}", "cluster.address=", "cluster.local_gpus=1",
             "cluster.min_actors=0",
             f"cluster.actors={actors}", f"cluster.gpus_per_actor={1 / actors}", f"cluster.cpus_per_actor={8 / actors}",
-            f"cluster.chunks_in_flight={cfg.chunks_in_flight}", f"chunk.seconds={cfg.chunk_seconds}",
+            f"cluster.chunks_in_flight={inflight}", f"chunk.seconds={cfg.chunk_seconds}",
             f"engine.batch={cfg.batch}", f"modality.mode={mode}", f"tracking.enabled={str(tracking).lower()}",
             *cfg.job_overrides])
         sampler = GpuSampler()
@@ -329,7 +344,8 @@ def job(cfg: BenchJobConfig) -> dict:
             busy[s["pid"]] = max(busy.get(s["pid"], 0.0), s["engine_busy_s"])
         frames = sum(s["frames"] for s in st)
         res[name] = {
-            "mode": mode, "actors": actors, "tracking": tracking, "pairs": frames, "chunks": len(st),
+            "mode": mode, "actors": actors, "chunks_in_flight": inflight, "tracking": tracking, "pairs": frames,
+            "chunks": len(st),
             "failed": result["chunks_failed"],
             "wall_s": round(t1 - t0, 1), "wall_pairs_per_s": round(frames / (t1 - t0), 1),
             "plan_s": round(result["plan_seconds"], 2), "startup_s": round(first - t0, 1),

@@ -10,8 +10,10 @@ run go on. Transient storage errors are retried first (`storage.*`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +39,7 @@ from trt.detector import Detector
 from trt.engine import EngineError, EngineSpec, load_engine
 
 log = logging.getLogger(__name__)
+GIL_SWITCH_S = 0.0005  # GPU actors; Python's default is 0.005 (benchmarks/bench_job.py measures both)
 PROJECT = Path(__file__).resolve().parents[1]  # on every node: the code being run (repo, or the uploaded working dir)
 
 
@@ -91,6 +94,11 @@ class ChunkDetector:
             # The ONNX Runtime engine owns the actor's cores; torch only resizes and pads frames (and runs the
             # engine's NMS). One torch thread: an OpenMP pool spinning beside ORT's threads halved the engine's rate.
             torch.set_num_threads(1)
+        else:
+            # Every torch op releases and re-takes the GIL; with 16+ decoder and tracking threads holding it for up
+            # to the default 5 ms each time, the one engine thread waited for the GIL on every op of every batch
+            # (H100 profile: 34 ms per batch of 32 for a 6 ms engine). A shorter switch interval hands it back sooner.
+            sys.setswitchinterval(GIL_SWITCH_S)
         self.run_id = run_id
         self.specs = engine_specs(self.cfg, device)
         self.detectors = {m: Detector(load_engine(s), size=s.size, conf=e.conf, iou=e.iou)
@@ -117,6 +125,21 @@ class ChunkDetector:
         import ray
 
         self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+        self._closed = False
+        trk = self.cfg.tracking
+        n_track = trk.processes if trk.processes >= 0 else 2 if self.device.type == "cuda" else 0
+        self._trackers, self._next_tracker = [], itertools.count()
+        if trk.enabled and n_track and not ray.is_initialized():
+            log.info("tracking.processes=%d: Ray is not running here, so ByteTrack runs in the chunk threads", n_track)
+        elif trk.enabled and n_track:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            # Ray actors owned by this one (they end with it), on its node. num_cpus=0: the GPU actors may hold every
+            # CPU the scheduler knows of, and a tracker waiting for a CPU would hold up the whole actor.
+            remote = ray.remote(num_cpus=0)(TrackWorker).options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=True))
+            self._trackers = [remote.remote() for _ in range(n_track)]
+            ray.get([w.ready.remote() for w in self._trackers])
         self.m_frames = self.m_latency = None
         try:  # Prometheus metrics where Ray's metrics agent runs (ray[default]); the job does not depend on them
             from ray.util.metrics import Counter, Histogram
@@ -126,6 +149,19 @@ class ChunkDetector:
                                        boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120])
         except Exception as exc:
             log.info("Ray metrics unavailable (%s)", exc)
+
+    def close(self) -> None:
+        """Stop the engine thread and the tracking processes. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.runner.close()
+        if self._trackers:
+            import ray
+
+            for w in self._trackers:
+                ray.kill(w)
+            self._trackers = []
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
@@ -305,10 +341,30 @@ class ChunkDetector:
         flat = flat[np.lexsort((-flat[:, 5], flat[:, 0]))]  # by frame, then score
         result = ChunkFrames(np.asarray(times), np.asarray(bright, np.float32), modes, sizes, flat)
         if trk.enabled:
-            result.track = track_ids(flat[:, 0].astype(np.int64), flat[:, 1:], n_frames=len(times), fps=chunk.fps,
-                                     cfg=trk, id_base=chunk.first * ID_STRIDE)
+            args = (flat[:, 0].astype(np.int64), flat[:, 1:])
+            kw = {"n_frames": len(times), "fps": chunk.fps, "cfg": trk, "id_base": chunk.first * ID_STRIDE}
+            if self._trackers:
+                import ray
+
+                w = self._trackers[next(self._next_tracker) % len(self._trackers)]
+                result.track = ray.get(w.track.remote(*args, **kw))
+            else:
+                result.track = track_ids(*args, **kw)
         counts.paired = int((result.times >= chunk.start_s - 0.5 / chunk.fps).sum())  # the chunk's own frames
         return result, counts, {"decode_s": t_decode, "engine_wait_s": t_wait}
+
+class TrackWorker:
+    """ByteTrack for a GPU actor's chunks, in a process of its own: pure Python per frame, it held the GIL a third of
+    the time in the actor and starved the engine thread (H100 profile in benchmarks/results/profiles/)."""
+
+    def ready(self) -> bool:
+        import ultralytics.trackers.byte_tracker  # noqa: F401  (the import happens before the first chunk)
+
+        return True
+
+    def track(self, frames: np.ndarray, rows: np.ndarray, **kw) -> np.ndarray:
+        return track_ids(frames, rows, **kw)
+
 
 def _to_source(rows: np.ndarray, frame_ids: np.ndarray, lb: Letterbox) -> np.ndarray:
     """Runner rows (piece-local frame, model-pixel box, score, class) → chunk frame index, source-pixel box."""

@@ -119,12 +119,18 @@ class TrackingConfig:
     match: float = 0.8  # association cost threshold (1 - IoU, fused with the score)
     overlap_s: float = 1.0  # chunks are also run over this much of the previous chunk, where tracks are linked
     stitch_iou: float = 0.5  # two chunks' tracks are one object when their boxes overlap this much on average
+    # ByteTrack is pure Python per frame: in a GPU actor it held the GIL a third of the time and starved the engine
+    # thread (H100 profile), so it runs in this many Ray actors (processes) per actor; 0 = in the chunk's own
+    # thread; -1 = 2 on GPU actors, 0 on CPU actors (whose cores the engine uses).
+    processes: int = -1
 
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high <= 1 or not 0 <= self.new <= 1 or not 0 < self.match <= 1:
             raise ConfigError("tracking: need 0 <= low <= high <= 1, 0 <= new <= 1, 0 < match <= 1")
         if self.buffer_s <= 0 or self.overlap_s < 0 or not 0 < self.stitch_iou <= 1:
             raise ConfigError("tracking: buffer_s > 0, overlap_s >= 0, 0 < stitch_iou <= 1")
+        if self.processes < -1:
+            raise ConfigError(f"tracking.processes={self.processes}: -1 (auto), 0 (in the chunk thread) or more")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def time_calls(fn, x, y, *, iters: int, warmup: int, cuda: bool) -> list[float]:
             fn(x, y)
             end.record()
             end.synchronize()
-            times.append(start.elapsedtime_calls(end))
+            times.append(start.elapsed_time(end))
         else:
             t = time.perf_counter()
             fn(x, y)

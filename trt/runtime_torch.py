@@ -56,7 +56,8 @@ class TorchEngine:
             self._shape = key
         out = self.model(rgb, ir)
         outs = out if isinstance(out, tuple) else (out,)
-        return tuple(o.float().clone() for o in outs)  # clone: CUDA-graph outputs are overwritten by the next call
+        # A copy either way: CUDA-graph outputs are overwritten by the next call (fp16 → float already copies).
+        return tuple(o.float() if o.dtype != torch.float32 else o.clone() for o in outs)
 
 
 def _static_anchors(model: torch.nn.Module) -> None:

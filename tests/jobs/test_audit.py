@@ -31,7 +31,7 @@ def output(tmp_path_factory):
     assert len(chunks) == 4 and not errors and not failed
     actor = ChunkDetector(cfg=to_dict(cfg), run_id="r1")
     assert {actor.process(c)["status"] for c in chunks} == {"done"}
-    actor.runner.close()
+    actor.close()
     return root
 
 

@@ -51,7 +51,7 @@ def test_rows_carry_the_names_of_the_model_that_ran(clip, tmp_path, classes):
     chunks, _, _ = plan(cfg, "c")
     actor = ChunkDetector(cfg=to_dict(cfg), run_id="c")
     assert all(actor.process(c)["status"] == "done" for c in chunks)
-    actor.runner.close()
+    actor.close()
     rows = pq.read_table(tmp_path / "out" / "detections", partitioning=None).to_pylist()
     assert rows  # an untrained head at a tiny threshold still finds boxes: names are exercised
     assert {r["class_name"] for r in rows} <= set(classes)

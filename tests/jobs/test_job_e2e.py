@@ -42,7 +42,8 @@ def _cfg(s3_endpoint, archive, out, *overrides):
 
 @pytest.fixture(scope="module")
 def first_run(ray_cluster, s3_endpoint, archive):
-    cfg = _cfg(s3_endpoint, archive, "s3://fusedet/out", "modality.mode=fused")
+    # tracking.processes=1: ByteTrack in a Ray actor beside each detector actor, as on GPU actors
+    cfg = _cfg(s3_endpoint, archive, "s3://fusedet/out", "modality.mode=fused", "tracking.processes=1")
     return cfg, run_job(cfg)
 
 
@@ -73,6 +74,8 @@ def test_parquet_layout_schema_and_query(first_run, s3_endpoint):
     assert frames == result["frames"] == 200
     n, = con.sql("SELECT count(*) FROM detections WHERE camera_id = 'cam00'").fetchall()[0]
     assert n > 0
+    tracked, = con.sql("SELECT count(*) FROM detections WHERE track_id >= 0").fetchall()[0]
+    assert tracked > n / 4  # the tracker actors gave ids back
     runs = con.sql("SELECT chunks_done FROM runs").fetchall()
     assert runs == [(4,)]
 

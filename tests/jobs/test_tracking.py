@@ -79,7 +79,7 @@ def tracked_output(tmp_path_factory):
     assert len(chunks) == 3  # keyframes every 2 s: 1 s chunks snap to 2 s
     actor = ChunkDetector(cfg=to_dict(cfg), run_id="t")
     assert {actor.process(c)["status"] for c in chunks} == {"done"}
-    actor.runner.close()
+    actor.close()
     assert stitch_all(cfg, "t", [VideoRef("camT", chunks[0].date, chunks[0].video_id)]) == []
     return root
 
