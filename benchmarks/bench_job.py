@@ -49,8 +49,8 @@ class BenchJobConfig:
     batch: int = 32
     chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
-    more_in_flight: tuple[int, ...] = (12,)  # job stage: also run the best actor count with these
-    actors: tuple[int, ...] = (1, 2, 4)  # actors sharing the one GPU
+    more_in_flight: tuple[int, ...] = ()  # job stage: also run the best actor count with these (12: slower, run3)
+    actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU (4 measured slower: results/bench_job_h100_run3.json)
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
     engines: tuple[str, ...] = ("mid_n",)  # models timed in the engine stage (rgb_n, ir_n: the adaptive engines)
     actor_in_flight: tuple[int, ...] = (8,)  # actor stage: chunks in flight per actor, one variant each
@@ -125,7 +125,7 @@ def _decode_worker(args) -> int:
     import torch
 
     from fusion.data.decode import NvdecPool, open_decoder
-    from jobs.pipeline import PairCounts, pair_frames
+    from jobs.pipeline import PairCounts, chunk_stream, pair_frames
 
     chunks, backend, threads, batch = args
     device = torch.device("cuda:0" if backend == "nvdec" else "cpu")
@@ -135,6 +135,8 @@ def _decode_worker(args) -> int:
     pool = _POOL if backend == "nvdec" else None
 
     def one(c) -> int:
+        if backend == "nvdec":
+            torch.cuda.set_stream(chunk_stream(device))  # as the actor's chunk threads do
         counts = PairCounts()
         rgb = open_decoder(c.rgb_uri, backend=backend, gray=False, device=device, pool=pool)
         ir = open_decoder(c.ir_uri, backend=backend, gray=True, device=device, pool=pool)
@@ -254,6 +256,7 @@ def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
     frames = sum(r["frames"] for r in rows)
     return {"pairs": frames, "failed": sum(r["status"] == "failed" for r in rows), "init_s": round(init_s, 1),
             "switch_ms": switch_ms,
+            "detections": sum(r["detections"] or 0 for r in rows),  # equal in every variant and job run: no race
             "seconds": round(dt, 2), "pairs_per_s": round(frames / dt, 1), "engine_busy_s": round(a.runner.busy_s, 2),
             "engine_batches": a.runner.batches, "decode_wait_s_sum": round(sum(r["decode_s"] for r in rows), 1),
             "engine_wait_s_sum": round(sum(r["engine_wait_s"] for r in rows), 1),
@@ -345,7 +348,7 @@ def job(cfg: BenchJobConfig) -> dict:
         frames = sum(s["frames"] for s in st)
         res[name] = {
             "mode": mode, "actors": actors, "chunks_in_flight": inflight, "tracking": tracking, "pairs": frames,
-            "chunks": len(st),
+            "chunks": len(st), "detections": sum(s["detections"] for s in st),
             "failed": result["chunks_failed"],
             "wall_s": round(t1 - t0, 1), "wall_pairs_per_s": round(frames / (t1 - t0), 1),
             "plan_s": round(result["plan_seconds"], 2), "startup_s": round(first - t0, 1),

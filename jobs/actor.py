@@ -29,7 +29,7 @@ from jobs import schema, tables
 from jobs.config import JobConfig
 from jobs.modality import ModePolicy, brightness_batch
 from jobs.paths import Layout
-from jobs.pipeline import BatchRunner, PairCounts, pair_frames
+from jobs.pipeline import BatchRunner, PairCounts, chunk_stream, pair_frames
 from jobs.plan import Chunk
 from jobs.routing import FUSED_ONLY, build_routes
 from jobs.storage import StorageError, filesystem, valid_parquet, with_retry, write_bytes, write_parquet
@@ -100,6 +100,23 @@ class ChunkDetector:
             # (H100 profile: 34 ms per batch of 32 for a 6 ms engine). A shorter switch interval hands it back sooner.
             sys.setswitchinterval(GIL_SWITCH_S)
         self.run_id = run_id
+        import ray
+
+        self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+        self._closed = False
+        trk = self.cfg.tracking
+        n_track = trk.processes if trk.processes >= 0 else 4 if self.device.type == "cuda" else 0
+        self._trackers, self._next_tracker = [], itertools.count()
+        if trk.enabled and n_track and not ray.is_initialized():
+            log.info("tracking.processes=%d: Ray is not running here, so ByteTrack runs in the chunk threads", n_track)
+        elif trk.enabled and n_track:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            # Ray actors owned by this one (they end with it), on its node. num_cpus=0: the GPU actors may hold every
+            # CPU the scheduler knows of, and a tracker waiting for a CPU would hold up the whole actor.
+            remote = ray.remote(num_cpus=0)(TrackWorker).options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=True))
+            self._trackers = [remote.remote() for _ in range(n_track)]  # they start while the engines compile
         self.specs = engine_specs(self.cfg, device)
         self.detectors = {m: Detector(load_engine(s), size=s.size, conf=e.conf, iou=e.iou)
                           for m, s in self.specs.items()}
@@ -122,24 +139,6 @@ class ChunkDetector:
         fs, base = filesystem(self.cfg.output.path, self.cfg.output.storage_options)
         self.out_fs, self.layout = fs, Layout(base)
         self._io = ThreadPoolExecutor(2, thread_name_prefix="open")
-        import ray
-
-        self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
-        self._closed = False
-        trk = self.cfg.tracking
-        n_track = trk.processes if trk.processes >= 0 else 2 if self.device.type == "cuda" else 0
-        self._trackers, self._next_tracker = [], itertools.count()
-        if trk.enabled and n_track and not ray.is_initialized():
-            log.info("tracking.processes=%d: Ray is not running here, so ByteTrack runs in the chunk threads", n_track)
-        elif trk.enabled and n_track:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            # Ray actors owned by this one (they end with it), on its node. num_cpus=0: the GPU actors may hold every
-            # CPU the scheduler knows of, and a tracker waiting for a CPU would hold up the whole actor.
-            remote = ray.remote(num_cpus=0)(TrackWorker).options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=True))
-            self._trackers = [remote.remote() for _ in range(n_track)]
-            ray.get([w.ready.remote() for w in self._trackers])
         self.m_frames = self.m_latency = None
         try:  # Prometheus metrics where Ray's metrics agent runs (ray[default]); the job does not depend on them
             from ray.util.metrics import Counter, Histogram
@@ -149,6 +148,8 @@ class ChunkDetector:
                                        boundaries=[0.5, 1, 2, 5, 10, 30, 60, 120])
         except Exception as exc:
             log.info("Ray metrics unavailable (%s)", exc)
+        if self._trackers:
+            ray.get([w.ready.remote() for w in self._trackers])
 
     def close(self) -> None:
         """Stop the engine thread and the tracking processes. Idempotent."""
@@ -297,10 +298,13 @@ class ChunkDetector:
         self._warm_policy(chunk, policy, start)
         rgb_f, ir_f = self._io.submit(self._open, chunk.rgb_uri, False), self._io.submit(self._open, chunk.ir_uri, True)
         rgb_dec, ir_dec = rgb_f.result(), ir_f.result()
+        stream = chunk_stream(self.device)
         counts = PairCounts()
         times, bright, modes, sizes, pending = [], [], [], [], []
         t_decode = 0.0  # time this thread waited for the next paired piece (decode + pairing)
         try:
+            if stream is not None:
+                torch.cuda.set_stream(stream)  # this thread's stream, for good: it works on one chunk at a time
             end = None if chunk.last else chunk.end_s  # the last chunk runs to the stream's end
             pieces = pair_frames(_stream(rgb_dec, start, end, batch, "RGB"),
                                  _stream(ir_dec, max(start - tol, 0.0), None if end is None else end + tol, batch,
@@ -355,7 +359,7 @@ class ChunkDetector:
 
 class TrackWorker:
     """ByteTrack for a GPU actor's chunks, in a process of its own: pure Python per frame, it held the GIL a third of
-    the time in the actor and starved the engine thread (H100 profile in benchmarks/results/profiles/)."""
+    the time in the actor and starved the engine thread (benchmarks/results/profiles/run2_actor_gil.txt)."""
 
     def ready(self) -> bool:
         import ultralytics.trackers.byte_tracker  # noqa: F401  (the import happens before the first chunk)

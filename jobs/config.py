@@ -121,7 +121,7 @@ class TrackingConfig:
     stitch_iou: float = 0.5  # two chunks' tracks are one object when their boxes overlap this much on average
     # ByteTrack is pure Python per frame: in a GPU actor it held the GIL a third of the time and starved the engine
     # thread (H100 profile), so it runs in this many Ray actors (processes) per actor; 0 = in the chunk's own
-    # thread; -1 = 2 on GPU actors, 0 on CPU actors (whose cores the engine uses).
+    # thread; -1 = 4 on GPU actors, 0 on CPU actors (whose cores the engine uses).
     processes: int = -1
 
     def __post_init__(self) -> None:

@@ -7,7 +7,9 @@ an actor works on at once.
         ─► one host copy per batch ─► each piece's rows
 
 A bounded request queue keeps memory bounded: when the engine falls behind, chunk threads wait, so their decoders
-wait too. CUDA graphs are captured in the runner thread, the only thread that calls the engines.
+wait too. CUDA graphs are captured in the runner thread, the only thread that calls the engines. On a GPU each chunk
+thread works on its own CUDA stream (see `chunk_stream`), so its copies and syncs never wait behind the engine's
+batches; a request carries an event that the engine's stream waits on before it reads the inputs.
 """
 
 from __future__ import annotations
@@ -109,6 +111,18 @@ def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: f
             drop_ir(t_ir)
 
 
+_streams = threading.local()
+
+
+def chunk_stream(device: torch.device) -> torch.cuda.Stream | None:
+    """This thread's own CUDA stream on `device` (created once per thread), or None off the GPU."""
+    if device.type != "cuda":
+        return None
+    if getattr(_streams, "stream", None) is None:
+        _streams.stream = torch.cuda.Stream(device)
+    return _streams.stream
+
+
 @dataclass
 class _Request:
     mode: str
@@ -116,6 +130,7 @@ class _Request:
     y: torch.Tensor  # (n, 1, H, W)
     future: Future = field(default_factory=Future)
     t: float = field(default_factory=time.perf_counter)
+    ready: torch.cuda.Event | None = None  # recorded on the submitting thread's stream after x and y were written
 
 
 class BatchRunner:
@@ -140,6 +155,9 @@ class BatchRunner:
         if not self._thread.is_alive():
             raise RuntimeError("the engine thread has stopped")
         req = _Request(mode, x, y)
+        if x.is_cuda:
+            req.ready = torch.cuda.Event()
+            req.ready.record(torch.cuda.current_stream(x.device))
         self._q.put(req)
         return req.future
 
@@ -201,6 +219,12 @@ class BatchRunner:
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
+                for r in reqs:
+                    if r.ready is not None:  # written on a chunk thread's stream: wait for it, and keep its memory
+                        engine = torch.cuda.current_stream(r.x.device)  # from reuse until this stream is done
+                        engine.wait_event(r.ready)
+                        r.x.record_stream(engine)
+                        r.y.record_stream(engine)
                 x = torch.cat([r.x for r in reqs]) if len(reqs) > 1 else reqs[0].x
                 y = torch.cat([r.y for r in reqs]) if len(reqs) > 1 else reqs[0].y
                 flat = self.detectors[mode].infer(x, y).cpu().numpy()  # (K, 7): the one host copy per batch

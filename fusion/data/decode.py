@@ -122,6 +122,9 @@ class NvdecDecoder:
         import PyNvVideoCodec as nvc
 
         self.gray, self.device, self.pool = gray, device, pool
+        # The session's own (non-blocking) stream. The library's default is the legacy default stream, which
+        # serialises with everything torch runs there: on the H100 every decoder waited behind the engine's batches.
+        self.stream = torch.cuda.Stream(device)
         self.dec = None
         self._file = None
         self._color = nvc.OutputColorType.NATIVE if gray else nvc.OutputColorType.RGBP
@@ -144,8 +147,8 @@ class NvdecDecoder:
                 self._file = None if local else fs.open(path, "rb")  # object storage: ranged reads on demand
                 # One cached decoder per session: the library's default keeps four (GPU memory for nothing here).
                 self.dec = nvc.SimpleDecoder(path if local else self._file, gpu_id=self.device.index or 0,
-                                             use_device_memory=True, output_color_type=self._color,
-                                             decoder_cache_size=1)
+                                             cuda_stream=self.stream.cuda_stream, use_device_memory=True,
+                                             output_color_type=self._color, decoder_cache_size=1)
             meta = self.dec.get_stream_metadata()
         except Exception as exc:  # the library raises its own exception types (PyNvVCException, RuntimeError)
             self.dec = None
@@ -160,11 +163,15 @@ class NvdecDecoder:
         stop = self.frames if end is None else min(self.frames, round(end * self.fps))
         if first >= stop:
             return
+        reader = torch.cuda.current_stream(self.device)  # the caller's stream, where frames are used
         try:
+            self.stream.wait_stream(reader)  # whatever the caller still reads of this session's surfaces
             self.dec.seek_to_index(first)  # decodes from the keyframe at or before `first`
             i = first
             while i < stop:
+                self.stream.wait_stream(reader)  # the previous batch is copied before its surfaces are reused
                 got = self.dec.get_batch_frames(min(batch, stop - i))
+                reader.wait_stream(self.stream)  # ...and this batch is converted before the caller reads it
                 if not got:
                     break  # truncated stream: fewer frames than the header declares (the caller counts)
                 # The decoder reuses its surfaces on the next call: stack (a device copy) before asking again.
