@@ -49,6 +49,7 @@ class BenchJobConfig:
     batch: int = 32
     chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
+    at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage: runs at the best fused configuration
     more_in_flight: tuple[int, ...] = ()  # job stage: also run the best actor count with these (12: slower, run3)
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU (4 measured slower: results/bench_job_h100_run3.json)
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
@@ -320,7 +321,8 @@ def job(cfg: BenchJobConfig) -> dict:
     # the best (actors, chunks in flight)
     runs = [("fused", a, cfg.chunks_in_flight, True) for a in cfg.actors]
     runs += [("fused", None, n, True) for n in cfg.more_in_flight]
-    for mode, actors, inflight, tracking in [*runs, ("adaptive", None, None, True), ("fused", None, None, False)]:
+    after = {"adaptive": ("adaptive", None, None, True), "no_tracking": ("fused", None, None, False)}
+    for mode, actors, inflight, tracking in [*runs, *(after[k] for k in cfg.at_best)]:
         best = max((r for r in res.values() if r.get("mode") == "fused"), key=lambda r: r["processing_pairs_per_s"],
                    default={})
         actors = actors or best["actors"]

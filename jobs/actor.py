@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,6 +129,8 @@ class ChunkDetector:
             log.info("adaptive routes: %s", self.routes.text())
             used = {*self.routes.modes, "fused"}  # engines no route uses are dropped before they are warmed up
             self.detectors = {k: d for k, d in self.detectors.items() if k in used}
+        c = self.cfg.cluster
+        self._decode_slots = threading.BoundedSemaphore(c.decoding_chunks or c.chunks_in_flight)
         self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * self.cfg.cluster.chunks_in_flight + 2)
         self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
         self.nvdec_pool = NvdecPool(self.device) if self.decoder == "nvdec" else None
@@ -296,47 +299,50 @@ class ChunkDetector:
         start = max(chunk.first - round(trk.overlap_s * chunk.fps), 0) / chunk.fps if trk.enabled else chunk.start_s
         policy = ModePolicy(self.cfg.modality, self.routes, chunk.camera_id)
         self._warm_policy(chunk, policy, start)
-        rgb_f, ir_f = self._io.submit(self._open, chunk.rgb_uri, False), self._io.submit(self._open, chunk.ir_uri, True)
-        rgb_dec, ir_dec = rgb_f.result(), ir_f.result()
-        stream = chunk_stream(self.device)
         counts = PairCounts()
         times, bright, modes, sizes, pending = [], [], [], [], []
         t_decode = 0.0  # time this thread waited for the next paired piece (decode + pairing)
-        try:
-            if stream is not None:
-                torch.cuda.set_stream(stream)  # this thread's stream, for good: it works on one chunk at a time
-            end = None if chunk.last else chunk.end_s  # the last chunk runs to the stream's end
-            pieces = pair_frames(_stream(rgb_dec, start, end, batch, "RGB"),
-                                 _stream(ir_dec, max(start - tol, 0.0), None if end is None else end + tol, batch,
-                                         "IR"),
-                                 start=start, end=float("inf") if end is None else end, tol=tol, size=batch,
-                                 counts=counts)
-            while True:
-                t0 = time.perf_counter()
-                piece = next(pieces, None)
-                t_decode += time.perf_counter() - t0
-                if piece is None:
-                    break
-                base = len(times)
-                stats = brightness_batch(piece.rgb)  # (n, 3), on the frames' device
-                piece_modes = [policy.update(t, b, p90 - p10) for t, (b, p10, p90) in zip(piece.t, stats, strict=True)]
-                times += piece.t.tolist()
-                bright += stats[:, 0].tolist()
-                modes += piece_modes
-                sizes += [(piece.rgb.shape[-1], piece.rgb.shape[-2])] * len(piece.t)
-                for mode in dict.fromkeys(piece_modes):
-                    idx = [i for i, m in enumerate(piece_modes) if m == mode]
-                    sel = torch.tensor(idx, device=piece.rgb.device)
-                    det = self.detectors[mode]
-                    x, y, lb = det.prepare(piece.rgb.index_select(0, sel), piece.ir.index_select(0, sel.to(
-                        piece.ir.device)))
-                    pending.append((np.asarray(idx) + base, lb, self.runner.submit(mode, x, y)))
-            t0 = time.perf_counter()
-            rows = [_to_source(f.result(), frame_ids, lb) for frame_ids, lb, f in pending]
-            t_wait = time.perf_counter() - t0
-        finally:
-            rgb_dec.close()
-            ir_dec.close()
+        stream = chunk_stream(self.device)
+        if stream is not None:
+            torch.cuda.set_stream(stream)  # this thread's stream, for good: it works on one chunk at a time
+        with self._decode_slots:  # decoders are given back before this chunk waits for its results
+            rgb_f = self._io.submit(self._open, chunk.rgb_uri, False)
+            ir_f = self._io.submit(self._open, chunk.ir_uri, True)
+            rgb_dec, ir_dec = rgb_f.result(), ir_f.result()
+            try:
+                end = None if chunk.last else chunk.end_s  # the last chunk runs to the stream's end
+                pieces = pair_frames(_stream(rgb_dec, start, end, batch, "RGB"),
+                                     _stream(ir_dec, max(start - tol, 0.0), None if end is None else end + tol, batch,
+                                             "IR"),
+                                     start=start, end=float("inf") if end is None else end, tol=tol, size=batch,
+                                     counts=counts)
+                while True:
+                    t0 = time.perf_counter()
+                    piece = next(pieces, None)
+                    t_decode += time.perf_counter() - t0
+                    if piece is None:
+                        break
+                    base = len(times)
+                    stats = brightness_batch(piece.rgb)  # (n, 3), on the frames' device
+                    piece_modes = [policy.update(t, b, p90 - p10)
+                                   for t, (b, p10, p90) in zip(piece.t, stats, strict=True)]
+                    times += piece.t.tolist()
+                    bright += stats[:, 0].tolist()
+                    modes += piece_modes
+                    sizes += [(piece.rgb.shape[-1], piece.rgb.shape[-2])] * len(piece.t)
+                    for mode in dict.fromkeys(piece_modes):
+                        idx = [i for i, m in enumerate(piece_modes) if m == mode]
+                        sel = torch.tensor(idx, device=piece.rgb.device)
+                        det = self.detectors[mode]
+                        x, y, lb = det.prepare(piece.rgb.index_select(0, sel), piece.ir.index_select(0, sel.to(
+                            piece.ir.device)))
+                        pending.append((np.asarray(idx) + base, lb, self.runner.submit(mode, x, y)))
+            finally:
+                rgb_dec.close()
+                ir_dec.close()
+        t0 = time.perf_counter()
+        rows = [_to_source(f.result(), frame_ids, lb) for frame_ids, lb, f in pending]
+        t_wait = time.perf_counter() - t0
         if not times:
             raise ChunkFailed("VideoError", chunk.rgb_uri if not counts.rgb else chunk.ir_uri,
                               f"no paired frames in [{chunk.start_s:.2f}, {chunk.end_s:.2f}) s ({counts.rgb} RGB, "

@@ -142,6 +142,9 @@ class ClusterConfig:
     cpus_per_actor: float = 1.0
     memory_gb: float = 3.0  # memory each actor declares to the scheduler (engines + in-flight frames)
     chunks_in_flight: int = 2  # chunks one actor works on at once: decoders run ahead while the engine is busy
+    # chunks of one actor decoding at once (0 = every chunk in flight). With more chunks in flight than this, the
+    # others wait for the engine, track and write their Parquet while the decoders stay busy.
+    decoding_chunks: int = 0
     local_cpus: int = 0  # local Ray only: CPUs to declare (0 = all)
     local_gpus: int = 0  # local Ray only: logical GPUs to declare (lets GPU-pinned actors schedule on CPU)
     # System failures (an actor's process or node dies: OOM, preemption, a decoder crash): Ray Data restarts the
@@ -156,6 +159,8 @@ class ClusterConfig:
             raise ConfigError(f"cluster.min_actors={self.min_actors}: need 0 <= min_actors <= actors")
         if self.max_chunk_attempts < 1:
             raise ConfigError("cluster.max_chunk_attempts must be >= 1")
+        if self.decoding_chunks < 0:
+            raise ConfigError(f"cluster.decoding_chunks={self.decoding_chunks}: 0 (all in flight) or more")
         if self.chunks_in_flight < 1 or self.gpus_per_actor < 0 or self.cpus_per_actor <= 0 or self.memory_gb < 0:
             raise ConfigError("cluster: chunks_in_flight >= 1, gpus_per_actor >= 0, cpus_per_actor > 0, "
                               "memory_gb >= 0")
