@@ -50,7 +50,7 @@ class BenchJobConfig:
     chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
     at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage: runs at the best fused configuration
-    more_in_flight: tuple[int, ...] = ()  # job stage: also run the best actor count with these (12: slower, run3)
+    more_in_flight: tuple[int, ...] = ()  # job stage: the best actor count again with these many chunks in flight
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU (4 measured slower: results/bench_job_h100_run3.json)
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
     engines: tuple[str, ...] = ("mid_n",)  # models timed in the engine stage (rgb_n, ir_n: the adaptive engines)
