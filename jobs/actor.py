@@ -115,9 +115,9 @@ class ChunkDetector:
 
             # Ray actors owned by this one (they end with it), on its node. num_cpus=0: the GPU actors may hold every
             # CPU the scheduler knows of, and a tracker waiting for a CPU would hold up the whole actor.
-            remote = ray.remote(num_cpus=0)(TrackWorker).options(
+            self._tracker_cls = ray.remote(num_cpus=0)(TrackWorker).options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=True))
-            self._trackers = [remote.remote() for _ in range(n_track)]  # they start while the engines compile
+            self._trackers = [self._tracker_cls.remote() for _ in range(n_track)]  # start while the engines compile
         self.specs = engine_specs(self.cfg, device)
         self.detectors = {m: Detector(load_engine(s), size=s.size, conf=e.conf, iou=e.iou)
                           for m, s in self.specs.items()}
@@ -241,6 +241,20 @@ class ChunkDetector:
                        + (f", {counts.out_of_order} RGB frames with a repeated or backward timestamp dropped"
                           if counts.out_of_order else "")) if partial else ""}
 
+    def _track(self, args: tuple, kw: dict) -> np.ndarray:
+        """Track ids from one of the tracker actors; one that died (OOM, killed) is replaced, and this chunk is
+        tracked in its own thread meanwhile."""
+        import ray
+
+        k = next(self._next_tracker) % len(self._trackers)
+        try:
+            return ray.get(self._trackers[k].track.remote(*args, **kw))
+        except ray.exceptions.RayActorError as exc:
+            log.warning("tracker actor %d died (%s); tracking this chunk here and starting a new one", k,
+                        type(exc).__name__)
+            self._trackers[k] = self._tracker_cls.remote()
+            return track_ids(*args, **kw)
+
     def _count_attempt(self, chunk: Chunk) -> int:
         """Record one more start of this chunk in this run; → the attempt number (1 = first)."""
         path = self.layout.attempt(self.run_id, chunk.key)
@@ -353,13 +367,7 @@ class ChunkDetector:
         if trk.enabled:
             args = (flat[:, 0].astype(np.int64), flat[:, 1:])
             kw = {"n_frames": len(times), "fps": chunk.fps, "cfg": trk, "id_base": chunk.first * ID_STRIDE}
-            if self._trackers:
-                import ray
-
-                w = self._trackers[next(self._next_tracker) % len(self._trackers)]
-                result.track = ray.get(w.track.remote(*args, **kw))
-            else:
-                result.track = track_ids(*args, **kw)
+            result.track = self._track(args, kw) if self._trackers else track_ids(*args, **kw)
         counts.paired = int((result.times >= chunk.start_s - 0.5 / chunk.fps).sum())  # the chunk's own frames
         return result, counts, {"decode_s": t_decode, "engine_wait_s": t_wait}
 

@@ -186,3 +186,26 @@ def test_query_cli_canned_plots_and_render(first_run, s3_endpoint, tmp_path, cap
         info = r.info()
     assert info.frames == 25 and info.width == 640  # RGB | IR side by side at 320 px each
     assert render_main(["s3://fusedet/out", "no_such_video"]) == 2
+
+
+def test_a_dead_tracker_actor_is_replaced_and_its_chunk_still_tracked(ray_cluster, s3_endpoint, archive):
+    import ray
+
+    from fusion.config import to_dict
+    from jobs.actor import ChunkDetector
+    from jobs.detect import plan
+
+    cfg = _cfg(s3_endpoint, archive, "s3://fusedet/out-tracker", "modality.mode=fused", "tracking.processes=1")
+    chunks, _, _ = plan(cfg, "t")
+    actor = ChunkDetector(cfg=to_dict(cfg), run_id="t")
+    dead = actor._trackers[0]
+    ray.kill(dead)
+    try:
+        assert [actor.process(c)["status"] for c in chunks[:2]] == ["done", "done"]
+        assert actor._trackers[0] != dead  # replaced: the second chunk went to the new one
+    finally:
+        actor.close()
+    fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint)
+    files = fs.find("fusedet/out-tracker/detections")
+    ids = np.concatenate([pq.read_table(io.BytesIO(fs.cat_file(f))).column("track_id").to_numpy() for f in files])
+    assert len(files) == 2 and (ids >= 0).mean() > 0.25  # both chunks tracked: the first here, the second there
