@@ -1,5 +1,5 @@
 """The job at decoder speed? One run on one GPU machine: archive → decode ceilings → engine ceiling → the real job.
-Over 400 lines on purpose: the device runs one script per call, and every figure must come from the same run.
+Every figure comes from this one run (the device runs one script per call); GPU sampling: benchmarks/gpu_sampler.py.
 
     python benchmarks/bench_job.py [out=benchmarks/results/bench_job.json work=/tmp/fusedet-bench pairs=10800]
 
@@ -27,7 +27,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.gpu_sampler import GpuSampler  # noqa: E402  (after the path: run as a script)
 
 
 @dataclass(frozen=True)
@@ -274,39 +274,6 @@ def _py_spy(cfg: BenchJobConfig, name: str) -> list[subprocess.Popen]:
               "--nonblocking"]
     return [subprocess.Popen([*common, "--gil", "-o", f"{cfg.profile}/{name}_gil.txt"]),
             subprocess.Popen([*common, "--idle", "--threads", "-o", f"{cfg.profile}/{name}_threads.txt"])]
-
-
-class GpuSampler:
-    """nvidia-smi every 250 ms: GPU (SM) and NVDEC utilisation, memory."""
-
-    def __init__(self):
-        self.samples: list[tuple[float, ...]] = []
-        self.proc = None
-        if not shutil.which("nvidia-smi"):
-            return
-        self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,utilization.decoder,memory.used",
-                                      "--format=csv,noheader,nounits", "-lms", "250"], stdout=subprocess.PIPE,
-                                     text=True)
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                self.samples.append((time.time(), *map(float, line.split(","))))
-            except ValueError:
-                continue
-
-    def stop(self, t_from: float, t_to: float) -> dict:
-        if self.proc is None:
-            return {}
-        self.proc.terminate()
-        s = [x for x in self.samples if t_from <= x[0] <= t_to]
-        if not s:
-            return {}
-        return {"gpu_util_mean": round(sum(x[1] for x in s) / len(s), 1),
-                "nvdec_util_mean": round(sum(x[2] for x in s) / len(s), 1),
-                "memory_MB_max": max(x[3] for x in s), "samples": len(s)}
 
 
 def job(cfg: BenchJobConfig) -> dict:

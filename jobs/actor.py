@@ -96,9 +96,9 @@ class ChunkDetector:
             # engine's NMS). One torch thread: an OpenMP pool spinning beside ORT's threads halved the engine's rate.
             torch.set_num_threads(1)
         else:
-            # Every torch op releases and re-takes the GIL; with 16+ decoder and tracking threads holding it for up
-            # to the default 5 ms each time, the one engine thread waited for the GIL on every op of every batch
-            # (H100 profile: 34 ms per batch of 32 for a 6 ms engine). A shorter switch interval hands it back sooner.
+            # Every torch op releases and re-takes the GIL, so the one engine thread waits for it behind the chunk
+            # threads. A shorter switch interval hands it back sooner; measured on the H100 it made no real
+            # difference (bench_job_h100_run2.json: 950 vs 938 pairs/s) and the later runs kept it.
             sys.setswitchinterval(GIL_SWITCH_S)
         self.run_id = run_id
         import ray
@@ -131,7 +131,7 @@ class ChunkDetector:
             self.detectors = {k: d for k, d in self.detectors.items() if k in used}
         c = self.cfg.cluster
         self._decode_slots = threading.BoundedSemaphore(c.decoding_chunks or c.chunks_in_flight)
-        self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * self.cfg.cluster.chunks_in_flight + 2)
+        self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * c.chunks_in_flight + 2)
         self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
         self.nvdec_pool = NvdecPool(self.device) if self.decoder == "nvdec" else None
         # FFmpeg's own default is a thread per core for each stream: on a small CPU actor that is many threads
@@ -370,6 +370,7 @@ class ChunkDetector:
             result.track = self._track(args, kw) if self._trackers else track_ids(*args, **kw)
         counts.paired = int((result.times >= chunk.start_s - 0.5 / chunk.fps).sum())  # the chunk's own frames
         return result, counts, {"decode_s": t_decode, "engine_wait_s": t_wait}
+
 
 class TrackWorker:
     """ByteTrack for a GPU actor's chunks, in a process of its own: pure Python per frame, it held the GIL a third of
