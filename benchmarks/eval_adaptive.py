@@ -201,7 +201,10 @@ def _plot(frames: list[dict], spec: EvalSpec, routes, key: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    clip = [f for f in frames if f["clip"] == 0]
+    # the test clip whose frames the routes split most evenly between engines (the most telling timeline)
+    share = {k: sum(f[key] != "fused" for f in frames if f["clip"] == k) for k in range(spec.clips)}
+    best = min(share, key=lambda k: abs(share[k] - spec.seconds * spec.fps / 2))
+    clip = [f for f in frames if f["clip"] == best]
     t = np.array([f["t"] for f in clip])
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.plot(t, [f["brightness"] for f in clip], color="black", lw=1, label="brightness")
@@ -212,7 +215,7 @@ def _plot(frames: list[dict], spec: EvalSpec, routes, key: str) -> None:
     for e, a, b in zip(routes.edges[1:-1], routes.modes[:-1], routes.modes[1:], strict=True):
         if a != b:
             ax.axhline(e, color="grey", ls="--", lw=1, label=f"{a} → {b}")
-    ax.set(xlabel="seconds", ylabel="brightness", title=f"routes ({key}) on a day→night test clip")
+    ax.set(xlabel="seconds", ylabel="brightness", title=f"routes ({key}) on test clip {best}")
     ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(spec.plot, dpi=90)

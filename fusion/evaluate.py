@@ -84,6 +84,7 @@ class EvalConfig:
     batch: int = 16
     workers: int = 2
     root: str = ""  # evaluate an LLVIP/YOLOFuse folder instead of synthetic pairs
+    cache_dir: str = ""  # synthetic pairs: reuse (or fill) the renders `fusion.train data.cache_dir=` made
     split: str = "test"
     device: str = "auto"
     plot: str = ""  # PNG path prefix for PR curves ("" = none)
@@ -107,7 +108,7 @@ def _run(args: list[str]) -> int:
         "cpu" if cfg.device == "auto" else cfg.device)
     model, _mcfg, _ = load_checkpoint(ckpt)
     src = FolderPairs(read_dataset(cfg.root, split=cfg.split)) if cfg.root else SyntheticPairs(
-        n=cfg.n, seed=cfg.seed, size=cfg.size)
+        n=cfg.n, seed=cfg.seed, size=cfg.size, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
     loader = DataLoader(TrainPairs(src, size=cfg.size, augment=AugmentConfig(enabled=False)),
                         batch_size=cfg.batch, num_workers=cfg.workers, collate_fn=collate)
     res = evaluate(model.to(device), loader, device=device, size=cfg.size, plot=cfg.plot or None)

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from ultralytics.utils.loss import v8DetectionLoss
 
-from fusion.checkpoint import load_checkpoint, save_checkpoint
+from fusion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fusion.config import ConfigError, cli_main, parse_args, to_dict
 from fusion.data.gpu_batches import GpuBatches, PairStore
 from fusion.data.layouts import read_dataset
@@ -86,6 +86,7 @@ class TrainConfig:
     resume: bool = False  # continue from <out>/last.pt with the same config (say the config file again)
     pretrained: str = ""  # start from an ultralytics YOLO11 / YOLOv8 checkpoint (yolo11n.pt, yolov8s.pt, ...)
     pretrained_trust: bool = False  # let torch unpickle a full ultralytics model file (it runs code from the file)
+    init: str = ""  # start from a fusedet checkpoint's weights (same arch and classes), e.g. models/mid_n.pt
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
@@ -156,6 +157,15 @@ def _data_key(cfg: TrainConfig) -> str:
     return f"synthetic:{d.seed}:{d.n_train}" if d.source == "synthetic" else f"folder:{d.root}:{d.split}"
 
 
+def _init_weights(path: str, mcfg: ModelConfig) -> dict:
+    """The state dict of a fusedet checkpoint made for the same model; CheckpointError naming the file otherwise."""
+    _model, init_cfg, ckpt = load_checkpoint(path)
+    if (init_cfg.arch, init_cfg.scale, tuple(init_cfg.class_names)) != (mcfg.arch, mcfg.scale, tuple(mcfg.class_names)):
+        raise CheckpointError(f"init={path}: made for {init_cfg.arch}/{init_cfg.scale} {list(init_cfg.class_names)}, "
+                              f"not {mcfg.arch}/{mcfg.scale} {list(mcfg.class_names)}")
+    return {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+
+
 def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
@@ -170,6 +180,9 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.pretrained and not cfg.resume:
         report = load_pretrained(model, cfg.pretrained, arch=mcfg.arch, trust=cfg.pretrained_trust)
         print(report.text())
+    if cfg.init and not cfg.resume:
+        model.load_state_dict(_init_weights(cfg.init, mcfg))
+        log.info("weights from %s", cfg.init)
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"

@@ -40,8 +40,9 @@ class PipelineConfig:
     calib_source: Literal["synthetic", "folder"] = "synthetic"  # folder: your own LLVIP / YOLOFuse dataset
     calib_root: str = ""  # folder: the dataset's URL (its train split is sampled)
     calib_seed: int = 1700  # calibration scenes: neither training nor evaluation
-    calib_method: str = "minmax"  # minmax | percentile | entropy (percentile/entropy need more memory)
+    calib_method: str = "percentile"  # minmax | percentile | entropy (percentile/entropy need more memory)
     int8: bool = True
+    int8_keep_float: tuple[str, ...] = ("neck", "head")  # modules left fp32 in the INT8 graph ([] = all INT8)
     max_map50_drop_fp16: float = 0.002  # fraction (0.2 pt)
     max_map50_drop_int8: float = 0.01  # fraction (1 pt)
     build_engines: bool = True  # when a TensorRT flavour is installed
@@ -66,7 +67,7 @@ def run_pipeline(checkpoint: str | Path, cfg: PipelineConfig) -> dict:
                     if cfg.calib_source == "folder" else
                     calibration_manifest(out / "calibration.json", n=cfg.calib_n, seed=cfg.calib_seed))
         paths["int8"] = quantize_int8(paths["fp32"], out / "model.int8.onnx", manifest=manifest, size=cfg.size,
-                                      method=cfg.calib_method)
+                                      method=cfg.calib_method, keep_float=cfg.int8_keep_float)
     loader = DataLoader(TrainPairs(SyntheticPairs(n=cfg.n_eval, seed=cfg.eval_seed, size=cfg.size), size=cfg.size,
                                    augment=AugmentConfig(enabled=False)), batch_size=8, collate_fn=collate)
     report: dict = {"checkpoint": str(checkpoint), "config": asdict(cfg), "precisions": {}}

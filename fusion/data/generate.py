@@ -178,7 +178,7 @@ def write_archive(spec: ArchiveSpec) -> str:
 class PreviewSpec:
     out: str = "docs/slices.png"  # PNG: one row per slice, RGB with boxes | IR
     seed: int = 1999  # a seed outside the training range
-    width: int = 224  # thumbnail width per image (keeps the committed PNG small)
+    width: int = 400  # thumbnail width per image (keeps the committed PNG small)
 
     def __post_init__(self) -> None:
         if self.width < 64:

@@ -43,7 +43,17 @@ class SyntheticPairs(Dataset):
                  cache_dir: str = "", workers: int = 8):
         self.n, self.slices, self.seed = n, slices, seed
         self.cfg = SceneConfig(rgb_size=size, ir_size=(size[0] // 2, size[1] // 2), ir_shift=2.0, ir_scale=0.02)
+        self._cache_dir = cache_dir
         self._cache = _build_cache(self, Path(cache_dir), workers) if cache_dir else None
+
+    def __getstate__(self) -> dict:
+        # Spawned workers get the cache's path, not its arrays: pickling a memmap copies all of it (GBs per task).
+        return {**self.__dict__, "_cache": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._cache_dir and _cache_key(self, Path(self._cache_dir)).with_suffix(".labels.npz").exists():
+            self._cache = _build_cache(self, Path(self._cache_dir), 1)  # done already: only reopens the memmaps
 
     def __len__(self) -> int:
         return self.n
@@ -68,10 +78,15 @@ def _render_for_cache(args):
     return i, rgb, ir, np.concatenate([classes[:, None].astype(np.float32), boxes], 1)
 
 
+def _cache_key(ds: SyntheticPairs, root: Path) -> Path:
+    W, H = ds.cfg.rgb_size
+    return root / f"synth_s{ds.seed}_n{ds.n}_{W}x{H}"
+
+
 def _build_cache(ds: SyntheticPairs, root: Path, workers: int):
     """Render every pair into <root>/<key>.{rgb,ir}.npy (+ labels); reuse them when present."""
     W, H = ds.cfg.rgb_size
-    key = root / f"synth_s{ds.seed}_n{ds.n}_{W}x{H}"
+    key = _cache_key(ds, root)
     done = key.with_suffix(".labels.npz")
     if not done.exists():
         from concurrent.futures import ProcessPoolExecutor

@@ -20,6 +20,21 @@ def test_tiny_cpu_training_run_completes_and_resumes(tmp_path):
     assert len(json.loads((out / "metrics.json").read_text())["history"]) == 2
 
 
+def test_init_starts_from_a_checkpoint_of_the_same_model_and_refuses_another(tmp_path, capsys):
+    from fusion.checkpoint import load_checkpoint
+
+    args = ["epochs=1", "data.n_train=4", "data.n_val=0", "batch=4", "workers=0", "data.size=[160,128]",
+            "lr=0.000000001"]
+    init = "models/rgb_n.pt"
+    assert train_main([f"out={tmp_path / 'a'}", *args, "model.arch=rgb", f"init={init}"]) == 0
+    start, _, _ = load_checkpoint(init)
+    tuned, _, _ = load_checkpoint(tmp_path / "a" / "last.pt")
+    w0, w1 = dict(start.named_parameters()), dict(tuned.named_parameters())  # BN statistics move; weights barely
+    assert all(torch.allclose(w0[k], w1[k], atol=1e-3) for k in w0)
+    assert train_main([f"out={tmp_path / 'b'}", *args, "model.arch=mid", f"init={init}"]) == 2
+    assert "init=models/rgb_n.pt: made for rgb/n" in capsys.readouterr().err
+
+
 def test_bad_config_is_rejected_by_name(capsys):
     assert train_main(["data.size=[100,100]"]) == 2
     assert "multiples of 32" in capsys.readouterr().err

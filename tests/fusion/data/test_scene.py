@@ -30,10 +30,11 @@ def _luma(bgr):
     return (0.114 * bgr[..., 0] + 0.587 * bgr[..., 1] + 0.299 * bgr[..., 2]).mean()
 
 
-def test_night_rgb_far_darker_than_day_and_fog_flattens_contrast():
+def test_night_rgb_darker_than_day_as_real_lit_streets_and_fog_flattens_contrast():
     day = np.mean([_luma(render_pair(s, "day", SMALL).rgb) for s in range(10)])
     night = np.mean([_luma(render_pair(s, "night", SMALL).rgb) for s in range(10)])
-    assert night < 0.45 * day
+    assert night < 0.6 * day
+    assert 0.06 * 255 < night < 0.3 * 255  # real lamp-lit night streets read 0.09-0.30 (issue 13)
     std_day = np.mean([render_pair(s, "day", SMALL).rgb.std() for s in range(10)])
     std_fog = np.mean([render_pair(s, "fog", SMALL).rgb.std() for s in range(10)])
     assert std_fog < 0.7 * std_day

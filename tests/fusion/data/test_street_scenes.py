@@ -1,0 +1,90 @@
+"""The generated scenes look like real elevated street cameras (issue 13): whole bodies in perspective, groups,
+parked and moving vehicles, people brightest in LWIR from head to feet, and no frame filled by street furniture."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fusion.data import figures, render
+from fusion.data.scene import SLICES, Illumination, SceneConfig, make_scene, render_pair
+
+CFG = SceneConfig(rgb_size=(640, 512), ir_size=(320, 256))
+ALIGNED = SceneConfig(rgb_size=(640, 512), ir_size=(640, 512))  # same grid: RGB boxes index the IR image
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return [make_scene(s, CFG) for s in range(40)]
+
+
+def _person_boxes(n: int, cfg: SceneConfig) -> np.ndarray:
+    boxes = [f.boxes[f.classes == 0] for f in (render_pair(s, SLICES[s % 5], cfg) for s in range(n))]
+    return np.concatenate(boxes)
+
+
+def test_people_are_whole_bodies_scaled_by_distance():
+    b = _person_boxes(40, CFG)
+    inside = b[(b[:, 1] > 2) & (b[:, 3] < 509) & (b[:, 0] > 2) & (b[:, 2] < 637)]  # not cut by the frame
+    h, w = inside[:, 3] - inside[:, 1], inside[:, 2] - inside[:, 0]
+    assert len(inside) >= 60
+    assert 2.2 < np.median(h / w) < 4.5  # a standing or walking person, not a head-and-torso blob
+    # perspective from an elevated camera: far people small, near ones a large part of the frame (real pairs of
+    # such cameras: 150-400 px tall at 1280x1024, i.e. 0.15-0.4 of the height)
+    assert np.percentile(h, 10) < 0.13 * 512 and np.percentile(h, 90) > 0.25 * 512
+
+
+def test_population_has_groups_parked_and_moving_vehicles_and_cyclists(scenes):
+    people, groups, parked, moving, cyclists = 0, 0, 0, 0, 0
+    for scene in scenes:
+        things = scene.things
+        ps = [t for t in things if t.kind == "person"]
+        people += len(ps)
+        groups += sum(any(0 < math.hypot(p.x - q.x, p.y - q.y) < 1.0 for q in ps) for p in ps)
+        parked += sum(t.kind == "vehicle" and t.speed == 0 for t in things)
+        moving += sum(t.kind == "vehicle" and t.speed > 0 for t in things)
+        cyclists += sum(t.kind == "cyclist" for t in things)
+    assert people >= 150 and groups >= 0.25 * people
+    assert parked >= 5 and moving >= 5 and cyclists >= 2
+
+
+def test_cameras_are_elevated_and_look_down(scenes):
+    cams = [scene.camera for scene in scenes]
+    assert all(3.0 <= c.height <= 8.0 for c in cams)
+    assert all(math.radians(15) <= c.pitch <= math.radians(45) for c in cams)
+
+
+def test_a_person_is_brightest_in_ir_from_head_to_legs_inside_its_box():
+    """The label box covers the whole warm silhouette: the head band and the lower-leg band are both warm."""
+    heads, legs, found = [], [], 0
+    for seed in range(30):
+        scene = make_scene(seed, ALIGNED, speed=0.0)
+        f = scene.render(0.0, Illumination(light=0.03), np.random.default_rng(seed))
+        for i, ((x1, y1, x2, y2), c) in enumerate(zip(f.boxes, f.classes, strict=True)):
+            others = np.delete(f.boxes, i, 0)
+            overlaps = ((others[:, 0] < x2) & (others[:, 2] > x1) & (others[:, 1] < y2) & (others[:, 3] > y1)).any()
+            if c != 0 or overlaps or y2 - y1 < 40 or x1 < 8 or x2 > 632 or y1 < 2 or y2 > 510:
+                continue
+            x1, y1, x2, y2 = int(x1), int(y1), int(x2), int(y2)
+            h, cx = y2 - y1, (x1 + x2) // 2
+            ring = np.concatenate([f.ir[y1:y2, x1 - 8:x1 - 3].ravel(), f.ir[y1:y2, x2 + 3:x2 + 8].ravel()]).mean()
+            heads.append(f.ir[y1 + h // 40:y1 + h // 8, cx - 1:cx + 2].max() - ring)
+            legs.append(f.ir[y1 + 3 * h // 4:y1 + 9 * h // 10, x1:x2].max() - ring)
+            found += 1
+    assert found >= 10
+    assert np.median(heads) > 50 and np.median(legs) > 40  # grey levels out of 255
+
+
+def test_no_frame_is_filled_by_one_piece_of_street_furniture(scenes):
+    """A camera is not mounted inside a tree: no tree, pole, sign or cabinet covers 40 % of the view."""
+    furniture = {"tree", "lamp_post", "pole", "traffic_light", "bollard", "planter", "warm_post", "warm_box"}
+    W, H = CFG.rgb_size
+    for seed, scene in enumerate(scenes):
+        for th in scene.things:
+            u, _v, depth = scene.camera.project(th.x, th.y, 0.0)
+            if th.kind not in furniture or depth < 2.5 or not -0.6 * W < u < 1.6 * W:
+                continue  # what Scene.render leaves out
+            mask = np.zeros((H, W), np.uint8)
+            for q in figures.drawing(th, scene.camera, 0.0).prims:
+                render.paint(mask, q, 1)
+            assert mask.mean() < 0.4, (seed, th.kind)
