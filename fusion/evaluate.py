@@ -50,17 +50,49 @@ def summarize(stats: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     return {"mAP50": float(ap[:, 0].mean()), "mAP50-95": float(ap.mean()), "targets": len(target_cls)}
 
 
+def operating_point(dets: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor, *, conf: float,
+                    n: int) -> np.ndarray:
+    """What a user of the job sees at score threshold `conf`, for one image of an `n`-class model → (2n + 2,):
+    [matched targets per class..., targets per class..., false boxes, sum of matched class-0 height ratios]
+    (IoU >= 0.5, ultralytics' matching; height ratio = detected / true box height: 1 = the whole body)."""
+    out = np.zeros(2 * n + 2)
+    d = dets[dets[:, 4] >= conf]
+    tp = match(d, boxes, classes)[:, 0] if len(d) else np.zeros(0, bool)
+    for c in range(n):
+        out[c] = tp[d[:, 5].numpy() == c].sum() if len(d) else 0
+        out[n + c] = (classes == c).sum()
+    out[2 * n] = (~tp).sum()
+    if tp.any() and len(boxes):
+        iou = box_iou(boxes.float(), d[tp, :4].float())  # (targets, matched detections)
+        gt = boxes[iou.argmax(0)]
+        ratio = (d[tp, 3] - d[tp, 1]) / (gt[:, 3] - gt[:, 1]).clamp(min=1e-6)
+        out[2 * n + 1] = float(ratio[d[tp, 5] == 0].sum())
+    return out
+
+
+def summarize_operating_point(rows: list[np.ndarray], conf: float, names: tuple[str, ...]) -> dict:
+    t = np.sum(rows, 0)
+    n = len(names)
+    recall = {names[c]: float(t[c] / t[n + c]) if t[n + c] else float("nan") for c in range(n)}
+    return {"conf": conf, "recall": recall, "false_per_frame": float(t[2 * n] / len(rows)),
+            f"{names[0]}_height_ratio": float(t[2 * n + 1] / t[0]) if t[0] else float("nan")}
+
+
 @torch.inference_mode()
 def evaluate(model: Callable[[torch.Tensor, torch.Tensor], Any], loader: DataLoader, *,
              device: torch.device | str = "cpu", size: tuple[int, int] = (640, 512), conf: float = 0.001,
-             iou: float = 0.6, plot: str | None = None) -> dict[str, dict[str, float]]:
+             iou: float = 0.6, plot: str | None = None, op_conf: float = 0.25,
+             names: tuple[str, ...] = ("person", "vehicle")) -> dict[str, dict[str, float]]:
     """Run `model` (a detector module, or any engine of `trt`) over `loader` (batches from
-    `fusion.data.pairs.collate`) → {"overall": {...}, "<slice>": {...}}."""
+    `fusion.data.pairs.collate`) → {"overall": {...}, "<slice>": {...}}: mAP (scores down to `conf`) and, at the
+    job's score threshold `op_conf`, recall per class, false boxes per frame and how much of a person's height the
+    matched boxes cover."""
     is_module = isinstance(model, torch.nn.Module)
     was_training = is_module and model.training
     if is_module:
         model.eval()
     per_slice: dict[str, list] = defaultdict(list)
+    op: dict[str, list] = defaultdict(list)
     for batch in loader:
         out = model(batch["rgb"].to(device), batch["ir"].to(device))
         dets = postprocess(out, conf=conf, iou=iou, size=size)
@@ -68,12 +100,15 @@ def evaluate(model: Callable[[torch.Tensor, torch.Tensor], Any], loader: DataLoa
                                              strict=True):
             d = d.cpu()
             row = (match(d, boxes, classes), d[:, 4].numpy(), d[:, 5].numpy(), classes.numpy())
-            per_slice["overall"].append(row)
-            if slice_:
-                per_slice[slice_].append(row)
+            at = operating_point(d, boxes, classes, conf=op_conf, n=len(names))
+            for k in ("overall", slice_) if slice_ else ("overall",):
+                per_slice[k].append(row)
+                op[k].append(at)
     if is_module:
         model.train(was_training)
-    return {k: summarize(v, plot=plot if k == "overall" else None) for k, v in per_slice.items()}
+    return {k: summarize(v, plot=plot if k == "overall" else None)
+            | {"at_conf": summarize_operating_point(op[k], op_conf, names)}
+            for k, v in per_slice.items()}
 
 
 @dataclass(frozen=True)
@@ -88,6 +123,7 @@ class EvalConfig:
     split: str = "test"
     device: str = "auto"
     plot: str = ""  # PNG path prefix for PR curves ("" = none)
+    op_conf: float = 0.25  # score threshold of the recall / false-box figures (the job's engine.conf)
     out: str = ""  # JSON results path ("" = print only)
 
 
@@ -111,7 +147,8 @@ def _run(args: list[str]) -> int:
         n=cfg.n, seed=cfg.seed, size=cfg.size, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
     loader = DataLoader(TrainPairs(src, size=cfg.size, augment=AugmentConfig(enabled=False)),
                         batch_size=cfg.batch, num_workers=cfg.workers, collate_fn=collate)
-    res = evaluate(model.to(device), loader, device=device, size=cfg.size, plot=cfg.plot or None)
+    res = evaluate(model.to(device), loader, device=device, size=cfg.size, plot=cfg.plot or None,
+                   op_conf=cfg.op_conf, names=tuple(_mcfg.class_names))
     text = json.dumps(res, indent=2)
     if cfg.out:
         Path(cfg.out).write_text(text + "\n")

@@ -234,9 +234,10 @@ def train(cfg: TrainConfig) -> dict:
                   "pairs_per_s": n_steps * cfg.batch / max(seconds, 1e-9)}
         last = epoch + 1 == cfg.epochs or progress((epoch + 1) * n_steps) >= 1.0
         if val_dl is not None and ((epoch + 1) % cfg.val_every == 0 or last):
-            record.update(evaluate(model, val_dl, device=device, size=cfg.data.size)["overall"])
+            record.update(evaluate(model, val_dl, device=device, size=cfg.data.size,
+                                   names=tuple(mcfg.class_names))["overall"])
         history.append(record)
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
         extra = {"optimizer": opt.state_dict(), "epoch": epoch, "history": json.dumps(history),
                  "train_config": json.dumps(to_dict(cfg))}
         score = record.get("mAP50-95", -1.0)

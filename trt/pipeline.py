@@ -73,7 +73,8 @@ def run_pipeline(checkpoint: str | Path, cfg: PipelineConfig) -> dict:
     report: dict = {"checkpoint": str(checkpoint), "config": asdict(cfg), "precisions": {}}
     for prec, path in paths.items():
         t = time.perf_counter()
-        acc = evaluate(OnnxRuntimeEngine(path), loader, size=cfg.size)
+        engine = OnnxRuntimeEngine(path)
+        acc = evaluate(engine, loader, size=cfg.size, names=engine.classes)
         report["precisions"][prec] = {"onnx": str(path), "bytes": path.stat().st_size, "eval": acc,
                                       "eval_seconds": round(time.perf_counter() - t, 1)}
         log.info("%s: mAP50 %.4f mAP50-95 %.4f", prec, acc["overall"]["mAP50"], acc["overall"]["mAP50-95"])

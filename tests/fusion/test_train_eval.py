@@ -53,3 +53,19 @@ def test_perfect_detections_score_one_and_misses_score_less():
     row = (match(shifted, boxes, classes), shifted[:, 4].numpy(), shifted[:, 5].numpy(), classes.numpy())
     res = summarize([row])
     assert res["mAP50"] == pytest.approx(1.0, abs=0.01) and res["mAP50-95"] < 0.9
+
+
+def test_operating_point_counts_recall_false_boxes_and_body_coverage():
+    from fusion.evaluate import operating_point, summarize_operating_point
+
+    boxes = torch.tensor([[10.0, 10, 30, 90], [100, 10, 120, 90], [200, 200, 300, 250]])  # 2 persons, 1 vehicle
+    classes = torch.tensor([0, 0, 1])
+    dets = torch.tensor([[10.0, 10, 30, 90, 0.9, 0],  # the whole first person
+                         [100, 10, 120, 50, 0.8, 0],  # head-to-torso of the second: IoU 0.5 → matched, ratio 0.5
+                         [400, 400, 450, 450, 0.7, 1],  # a vehicle where there is none
+                         [200, 200, 300, 250, 0.1, 1]])  # the vehicle, under the threshold
+    row = operating_point(dets, boxes, classes, conf=0.25, n=2)
+    r = summarize_operating_point([row, np.zeros_like(row)], 0.25, ("person", "vehicle"))
+    assert r["recall"] == {"person": 1.0, "vehicle": 0.0}
+    assert r["false_per_frame"] == 0.5  # one false box over two frames
+    assert r["person_height_ratio"] == 0.75  # (1.0 + 0.5) / 2: boxes cover three quarters of the bodies
