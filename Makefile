@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 	$(PY) -m jobs.demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup  # two workers: most tests wait on Ray, S3 or timeouts, not the CPU
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check fusion trt jobs tests benchmarks

@@ -12,7 +12,8 @@ Stages, all in this one process and run, on the same archive:
             the GPU, batch `batch`.
   actor     the actor's own code without Ray Data (a local Ray only for its tracking actors): one ChunkDetector in
             this process, all chunks through it with N chunk threads (as Ray's threaded actor runs them), for each N
-            in `actor_in_flight` and GIL switch interval in `switch_ms`; py-spy samples it if asked.
+            in `actor_in_flight` and GIL switch interval in `switch_ms`; py-spy samples it if asked (`profile=`),
+            or torch.profiler records its CUDA kernels (`profile=... kernels=true`).
   job       the real job (`jobs.detect.main`, local Ray, configs/job_gpu.yaml with a local archive): fused with each
             count in `actors` sharing the GPU; the best count with `more_in_flight` chunks per actor; then adaptive
             and fused without tracking at the best of those; GPU and NVDEC utilisation sampled by nvidia-smi.
@@ -21,6 +22,7 @@ Results go to `out` after every stage (a run cut short keeps what it measured); 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -57,6 +59,7 @@ class BenchJobConfig:
     actor_in_flight: tuple[int, ...] = (8,)  # actor stage: chunks in flight per actor, one variant each
     switch_ms: tuple[float, ...] = (0.5,)  # actor stage: GIL switch intervals to try (the actor's; Python's is 5)
     profile: str = ""  # a folder: py-spy profiles of the actor stage (GIL holders; all threads) land there
+    kernels: bool = False  # actor stage: GPU time per CUDA kernel (torch.profiler) into `profile`, not py-spy
     stages: tuple[str, ...] = ("generate", "decode", "engine", "actor", "job")
     job_overrides: tuple[str, ...] = ()  # extra key=value for the job config (e.g. a CPU smoke run of this script)
 
@@ -237,18 +240,28 @@ def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
         f"cluster.chunks_in_flight={n}", f"engine.batch={cfg.batch}", *cfg.job_overrides])
     import ray
 
-    ray.init(num_cpus=8, include_dashboard=False)  # only for the actor's tracking actors (GPU actors start them)
+    # only for the actor's tracking actors (GPU actors start them)
+    ray.init(address="local", num_cpus=8, include_dashboard=False)
     t0 = time.perf_counter()
     a = ChunkDetector(cfg=to_dict(jc), run_id="bench")
     init_s = time.perf_counter() - t0
     sys.setswitchinterval(switch_ms / 1e3)  # after the actor's own setting
-    spy = _py_spy(cfg, f"actor_inflight{n}_switch{switch_ms:g}ms") if cfg.profile else []
+    spy = _py_spy(cfg, f"actor_inflight{n}_switch{switch_ms:g}ms") if cfg.profile and not cfg.kernels else []
+    prof = _kernel_profiler() if cfg.profile and cfg.kernels else contextlib.nullcontext()
     sampler = GpuSampler()
     t0 = time.perf_counter()
     w0 = time.time()
-    with ThreadPoolExecutor(n) as pool:
+    with prof, ThreadPoolExecutor(n) as pool:
         rows = list(pool.map(a.process, chunks))
     dt = time.perf_counter() - t0
+    if cfg.kernels and cfg.profile:
+        Path(cfg.profile).mkdir(parents=True, exist_ok=True)
+        import torch
+
+        table = prof.key_averages().table(sort_by="self_cuda_time_total" if torch.cuda.is_available() else
+                                          "self_cpu_time_total", row_limit=40, max_name_column_width=90)
+        Path(cfg.profile, f"actor_inflight{n}_kernels.txt").write_text(
+            f"wall {dt:.2f} s, {sum(r['frames'] for r in rows)} pairs\n{table}")
     gpu = sampler.stop(w0, time.time())
     for proc in spy:
         proc.wait(timeout=60)
@@ -262,6 +275,14 @@ def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
             "engine_batches": a.runner.batches, "decode_wait_s_sum": round(sum(r["decode_s"] for r in rows), 1),
             "engine_wait_s_sum": round(sum(r["engine_wait_s"] for r in rows), 1),
             "errors": sorted({r["reason"][:200] for r in rows if r["status"] == "failed"})[:3], **gpu}
+
+
+def _kernel_profiler():
+    """CUDA activity of the whole process (CUPTI sees every thread's kernels): where the GPU's time goes."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    return profile(activities=[ProfilerActivity.CUDA if torch.cuda.is_available() else ProfilerActivity.CPU])
 
 
 def _py_spy(cfg: BenchJobConfig, name: str) -> list[subprocess.Popen]:
@@ -315,6 +336,10 @@ def job(cfg: BenchJobConfig) -> dict:
         for s in st:
             busy[s["pid"]] = max(busy.get(s["pid"], 0.0), s["engine_busy_s"])
         frames = sum(s["frames"] for s in st)
+        firsts, lasts = {}, {}  # per actor process: an actor that starts late shortens the shared window
+        for s in st:
+            firsts[s["pid"]] = min(firsts.get(s["pid"], s["t_start"]), s["t_start"])
+            lasts[s["pid"]] = max(lasts.get(s["pid"], s["t_end"]), s["t_end"])
         res[name] = {
             "mode": mode, "actors": actors, "chunks_in_flight": inflight, "tracking": tracking, "pairs": frames,
             "chunks": len(st), "detections": sum(s["detections"] for s in st),
@@ -327,6 +352,8 @@ def job(cfg: BenchJobConfig) -> dict:
             "chunk_engine_wait_s_sum": round(sum(s["engine_wait_s"] for s in st), 1),
             "chunk_write_s_sum": round(sum(s["write_s"] for s in st), 1),
             "engine_busy_s": round(sum(busy.values()), 2), "decoder": st[0]["decoder"],
+            "actor_start_skew_s": round(max(firsts.values()) - first, 2),
+            "actor_end_skew_s": round(last - min(lasts.values()), 2),
             "modes": _modes(st), **sampler.stop(first, last)}
         _save(cfg, "job", res)
     return res

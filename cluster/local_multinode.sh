@@ -65,6 +65,13 @@ case "$cmd" in
       "$RAY" start --address="127.0.0.1:$port" --node-ip-address=127.0.0.1 --num-cpus=2 --num-gpus="$gpus" \
         --disable-usage-stats >/dev/null
     done
+    # `ray start` returns before the head's job agent is up, and a `ray job submit` made then fails ("No available
+    # agent to submit job"): wait until the cluster accepts a no-op job, so the next command works as written.
+    for i in $(seq 1 60); do
+      "$RAY" job submit --address "http://127.0.0.1:$dash" --no-wait -- true >/dev/null 2>&1 && break
+      if [ "$i" = 60 ]; then echo "error: the cluster on port $port accepts no job after 2 min" >&2; exit 1; fi
+      sleep 2
+    done
     echo "head 127.0.0.1:$port  dashboard http://127.0.0.1:$dash  workers $workers x $gpus GPU  (stop: $0 stop $port)"
     ;;
   *) echo "usage: $0 start [workers] [gpus_per_worker] [port] | stop [port]" >&2; exit 2 ;;

@@ -49,7 +49,10 @@ def _init_ray(cfg: JobConfig) -> None:
     if c.address:
         ray.init(address=c.address, **quiet)
     else:
-        ray.init(num_cpus=c.local_cpus or None, num_gpus=c.local_gpus or None, include_dashboard=False, **quiet)
+        # "local": a new Ray of this process's own, even where `ray start` left a cluster on this machine (a bare
+        # ray.init() would join that one and then refuse num_cpus / num_gpus).
+        ray.init(address="local", num_cpus=c.local_cpus or None, num_gpus=c.local_gpus or None,
+                 include_dashboard=False, **quiet)
 
 
 def plan(cfg: JobConfig, run_id: str) -> tuple[list[Chunk], list[dict], int]:

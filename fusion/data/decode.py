@@ -175,7 +175,7 @@ class NvdecDecoder:
                 if not got:
                     break  # truncated stream: fewer frames than the header declares (the caller counts)
                 # The decoder reuses its surfaces on the next call: stack (a device copy) before asking again.
-                planes = [torch.from_dlpack(f) for f in got]  # (3, H, W) RGBP, or (H * 3/2, W) NV12
+                planes = _planes(got, reader)  # (3, H, W) RGBP, or (H * 3/2, W) NV12
                 if self.gray:
                     y = torch.stack([p[: self.height] for p in planes]).unsqueeze(1).float()  # (n, 1, H, W)
                     data = ((y - 16) * (255 / 219)).round_().clamp_(0, 255).to(torch.uint8)
@@ -200,6 +200,19 @@ class NvdecDecoder:
             self.pool.release(self)
         else:
             self.dec = None
+
+
+def _planes(frames: list, reader: torch.cuda.Stream) -> list[torch.Tensor]:
+    """Decoded frames → CUDA tensor views, ordered after the decoder's work on `reader` (the DLPack stream
+    argument). One `__dlpack__(stream=)` call per frame: `torch.from_dlpack(frame)` first tries the DLPack 1.0
+    signature, which PyNvVideoCodec 2.2 rejects with a TypeError that pybind builds while holding the GIL; that
+    failed call was a fifth of all GIL time in the H100 actor profile (benchmarks/results/profiles/run4_actor_gil.txt,
+    torch/utils/dlpack.py:186)."""
+    ptr = reader.cuda_stream or 1  # DLPack: 1 names the legacy default stream, 0 is not allowed
+    try:
+        return [torch.from_dlpack(f.__dlpack__(stream=ptr)) for f in frames]
+    except TypeError:  # another library version: let torch negotiate the signature
+        return [torch.from_dlpack(f) for f in frames]
 
 
 class NvdecPool:

@@ -34,7 +34,7 @@ def ray_cluster(s3_endpoint):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = ray.init(num_cpus=4, num_gpus=2, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port,
-                   logging_level="WARNING")
+    ctx = ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+                   dashboard_port=port, logging_level="WARNING")
     yield ctx
     ray.shutdown()
