@@ -9,9 +9,9 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 # Files whose tests share results: the fault-injection suite writes RELIABILITY.md from both.
 _GROUPS = {"test_fault.py": "reliability", "test_reliability.py": "reliability"}
-# Longest first, so the two workers of `make test` finish together (README ~6 min, fault injection ~8 min);
+# Longest first, so the two workers of `make test` finish together (fault injection ~8 min, e2e ~3 min);
 # test_fault.py before test_reliability.py, whose last test renders RELIABILITY.md from both.
-_FIRST = ("test_readme.py", "test_fault.py", "test_reliability.py", "test_job_e2e.py")
+_FIRST = ("test_fault.py", "test_reliability.py", "test_job_e2e.py")
 
 
 def pytest_collection_modifyitems(config, items):
