@@ -19,7 +19,7 @@ demo: $(VENV)/.installed
 # Two workers: most tests wait on Ray, S3 or timeouts, not the CPU. The README test runs every README command
 # (make demo, a multi-node cluster, ray job submit), alone after the rest: beside a worker it ran past 15 min.
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadgroup --ignore=tests/test_readme.py
+	$(PY) -m pytest -n 2 --dist loadfile --ignore=tests/test_readme.py
 	$(PY) -m pytest tests/test_readme.py
 
 lint: $(VENV)/.installed
