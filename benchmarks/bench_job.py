@@ -27,7 +27,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.gpu_sampler import GpuSampler  # noqa: E402  (after the path: run as a script)
+from benchmarks.profilers import kernel_profiler, py_spy, write_kernels  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -246,8 +246,8 @@ def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
     a = ChunkDetector(cfg=to_dict(jc), run_id="bench")
     init_s = time.perf_counter() - t0
     sys.setswitchinterval(switch_ms / 1e3)  # after the actor's own setting
-    spy = _py_spy(cfg, f"actor_inflight{n}_switch{switch_ms:g}ms") if cfg.profile and not cfg.kernels else []
-    prof = _kernel_profiler() if cfg.profile and cfg.kernels else contextlib.nullcontext()
+    spy = py_spy(cfg.profile, f"actor_inflight{n}_switch{switch_ms:g}ms") if cfg.profile and not cfg.kernels else []
+    prof = kernel_profiler() if cfg.profile and cfg.kernels else contextlib.nullcontext()
     sampler = GpuSampler()
     t0 = time.perf_counter()
     w0 = time.time()
@@ -255,13 +255,8 @@ def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
         rows = list(pool.map(a.process, chunks))
     dt = time.perf_counter() - t0
     if cfg.kernels and cfg.profile:
-        Path(cfg.profile).mkdir(parents=True, exist_ok=True)
-        import torch
-
-        table = prof.key_averages().table(sort_by="self_cuda_time_total" if torch.cuda.is_available() else
-                                          "self_cpu_time_total", row_limit=40, max_name_column_width=90)
-        Path(cfg.profile, f"actor_inflight{n}_kernels.txt").write_text(
-            f"wall {dt:.2f} s, {sum(r['frames'] for r in rows)} pairs\n{table}")
+        write_kernels(prof, Path(cfg.profile, f"actor_inflight{n}_kernels.txt"),
+                      f"wall {dt:.2f} s, {sum(r['frames'] for r in rows)} pairs")
     gpu = sampler.stop(w0, time.time())
     for proc in spy:
         proc.wait(timeout=60)
@@ -275,26 +270,6 @@ def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
             "engine_batches": a.runner.batches, "decode_wait_s_sum": round(sum(r["decode_s"] for r in rows), 1),
             "engine_wait_s_sum": round(sum(r["engine_wait_s"] for r in rows), 1),
             "errors": sorted({r["reason"][:200] for r in rows if r["status"] == "failed"})[:3], **gpu}
-
-
-def _kernel_profiler():
-    """CUDA activity of the whole process (CUPTI sees every thread's kernels): where the GPU's time goes."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    return profile(activities=[ProfilerActivity.CUDA if torch.cuda.is_available() else ProfilerActivity.CPU])
-
-
-def _py_spy(cfg: BenchJobConfig, name: str) -> list[subprocess.Popen]:
-    """py-spy on this process for 8 s: who holds the GIL (--gil), and where every thread is (--idle)."""
-    exe = shutil.which("py-spy")
-    if not exe:
-        return []
-    Path(cfg.profile).mkdir(parents=True, exist_ok=True)
-    common = [exe, "record", "--pid", str(os.getpid()), "--duration", "8", "--rate", "200", "--format", "raw",
-              "--nonblocking"]
-    return [subprocess.Popen([*common, "--gil", "-o", f"{cfg.profile}/{name}_gil.txt"]),
-            subprocess.Popen([*common, "--idle", "--threads", "-o", f"{cfg.profile}/{name}_threads.txt"])]
 
 
 def job(cfg: BenchJobConfig) -> dict:
@@ -332,14 +307,12 @@ def job(cfg: BenchJobConfig) -> dict:
         ray.shutdown()
         st = [s for s in result["status"] if s["status"] in ("done", "partial")]
         first, last = min(s["t_start"] for s in st), max(s["t_end"] for s in st)
-        busy = {}
+        busy, firsts, lasts = {}, {}, {}  # per actor process; one that starts late shortens the shared window
         for s in st:
             busy[s["pid"]] = max(busy.get(s["pid"], 0.0), s["engine_busy_s"])
-        frames = sum(s["frames"] for s in st)
-        firsts, lasts = {}, {}  # per actor process: an actor that starts late shortens the shared window
-        for s in st:
             firsts[s["pid"]] = min(firsts.get(s["pid"], s["t_start"]), s["t_start"])
             lasts[s["pid"]] = max(lasts.get(s["pid"], s["t_end"]), s["t_end"])
+        frames = sum(s["frames"] for s in st)
         res[name] = {
             "mode": mode, "actors": actors, "chunks_in_flight": inflight, "tracking": tracking, "pairs": frames,
             "chunks": len(st), "detections": sum(s["detections"] for s in st),
