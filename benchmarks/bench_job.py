@@ -51,7 +51,8 @@ class BenchJobConfig:
     batch: int = 32
     chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
-    at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage: runs at the best fused configuration
+    at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage, at the best fused configuration; also
+    #                                                          no_read_ahead (chunk threads decode: decode.read_ahead=0)
     more_in_flight: tuple[int, ...] = ()  # job stage: the best actor count again with these many chunks in flight
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU (4 measured slower: results/bench_job_h100_run3.json)
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
@@ -282,15 +283,17 @@ def job(cfg: BenchJobConfig) -> dict:
     res = {}
     # fused at each actor count; then, at the best count, more chunks in flight; then adaptive and no tracking at
     # the best (actors, chunks in flight)
-    runs = [("fused", a, cfg.chunks_in_flight, True) for a in cfg.actors]
-    runs += [("fused", None, n, True) for n in cfg.more_in_flight]
-    after = {"adaptive": ("adaptive", None, None, True), "no_tracking": ("fused", None, None, False)}
-    for mode, actors, inflight, tracking in [*runs, *(after[k] for k in cfg.at_best)]:
+    runs = [("fused", a, cfg.chunks_in_flight, True, "") for a in cfg.actors]
+    runs += [("fused", None, n, True, "") for n in cfg.more_in_flight]
+    after = {"adaptive": ("adaptive", None, None, True, ""), "no_tracking": ("fused", None, None, False, ""),
+             "no_read_ahead": ("fused", None, None, True, "decode.read_ahead=0")}  # chunk threads decode themselves
+    for mode, actors, inflight, tracking, extra in [*runs, *(after[k] for k in cfg.at_best)]:
         best = max((r for r in res.values() if r.get("mode") == "fused"), key=lambda r: r["processing_pairs_per_s"],
                    default={})
         actors = actors or best["actors"]
         inflight = inflight or best["chunks_in_flight"]
-        name = f"{mode}_{actors}actor_{inflight}inflight" + ("" if tracking else "_no_tracking")
+        name = (f"{mode}_{actors}actor_{inflight}inflight" + ("" if tracking else "_no_tracking")
+                + ("_no_read_ahead" if extra else ""))
         out = Path(cfg.work) / f"out_{name}"
         shutil.rmtree(out, ignore_errors=True)
         jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [
@@ -299,7 +302,7 @@ def job(cfg: BenchJobConfig) -> dict:
             f"cluster.actors={actors}", f"cluster.gpus_per_actor={1 / actors}", f"cluster.cpus_per_actor={8 / actors}",
             f"cluster.chunks_in_flight={inflight}", f"chunk.seconds={cfg.chunk_seconds}",
             f"engine.batch={cfg.batch}", f"modality.mode={mode}", f"tracking.enabled={str(tracking).lower()}",
-            *cfg.job_overrides])
+            *cfg.job_overrides, *([extra] if extra else [])])
         sampler = GpuSampler()
         t0 = time.time()
         result = run_job(jc)

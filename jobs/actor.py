@@ -1,11 +1,12 @@
 """The Ray Data callable class: engines deserialized once in `__init__`; `__call__` maps a chunk row to a status row.
 
 Per chunk (several at once per actor, each in its own thread): open RGB + IR decoders (NVDEC on the GPU or PyAV)
-→ pair frames by time → brightness of the decoded RGB batch → mode (rgb | fused | ir) → letterbox on the engine's
-device → the actor's engine thread (batches merged across chunks, batched NMS) → Parquet (detections, then one
-row per frame: the completion marker). Decoded frames never leave the actor; a small status row goes back.
-Any exception while processing a chunk becomes a failed status row naming the file that failed; the actor and the
-run go on. Transient storage errors are retried first (`storage.*`).
+→ pair frames by time (in the chunk's decoding thread, `decode.read_ahead` batches ahead) → brightness of the
+decoded RGB batch → mode (rgb | fused | ir) → letterbox on the engine's device → the actor's engine thread (batches
+merged across chunks, batched NMS) → Parquet (detections, then one row per frame: the completion marker). Decoded
+frames never leave the actor; a small status row goes back. Any exception while processing a chunk becomes a failed
+status row naming the file that failed; the actor and the run go on.
+Transient storage errors are retried first (`storage.*`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,12 @@ from jobs import schema, tables
 from jobs.config import JobConfig
 from jobs.modality import ModePolicy, brightness_batch
 from jobs.paths import Layout
-from jobs.pipeline import BatchRunner, PairCounts, chunk_stream, pair_frames
+from jobs.pipeline import BatchRunner, PairCounts, ReadAhead, chunk_stream, pair_frames
 from jobs.plan import Chunk
 from jobs.routing import FUSED_ONLY, build_routes
 from jobs.storage import StorageError, filesystem, valid_parquet, with_retry, write_bytes, write_parquet
 from jobs.tables import ChunkFrames
-from jobs.tracking import ID_STRIDE, track_ids
+from jobs.tracking import ID_STRIDE, TrackWorker, track_ids
 from trt.detector import Detector
 from trt.engine import EngineError, EngineSpec, load_engine
 
@@ -305,6 +306,18 @@ class ChunkDetector:
         except StorageError as exc:
             raise ChunkFailed("StorageError", uri, str(exc)) from exc
 
+    def _open_pair(self, chunk: Chunk):
+        """Both decoders, opened side by side; when one fails the other is closed (its NVDEC session goes back)."""
+        futures = [self._io.submit(self._open, chunk.rgb_uri, False), self._io.submit(self._open, chunk.ir_uri, True)]
+        wait(futures)
+        failed = [f.exception() for f in futures if f.exception() is not None]
+        if failed:
+            for f in futures:
+                if f.exception() is None:
+                    f.result().close()
+            raise failed[0]
+        return futures[0].result(), futures[1].result()
+
     def _detect(self, chunk: Chunk) -> tuple[ChunkFrames, PairCounts, dict[str, float]]:
         batch = self.cfg.engine.batch
         tol = self.cfg.decode.pair_tolerance_s or 0.5 / chunk.fps
@@ -320,9 +333,8 @@ class ChunkDetector:
         if stream is not None:
             torch.cuda.set_stream(stream)  # this thread's stream, for good: it works on one chunk at a time
         with self._decode_slots:  # decoders are given back before this chunk waits for its results
-            rgb_f = self._io.submit(self._open, chunk.rgb_uri, False)
-            ir_f = self._io.submit(self._open, chunk.ir_uri, True)
-            rgb_dec, ir_dec = rgb_f.result(), ir_f.result()
+            rgb_dec, ir_dec = self._open_pair(chunk)
+            ahead = None
             try:
                 end = None if chunk.last else chunk.end_s  # the last chunk runs to the stream's end
                 pieces = pair_frames(_stream(rgb_dec, start, end, batch, "RGB"),
@@ -330,6 +342,9 @@ class ChunkDetector:
                                              "IR"),
                                      start=start, end=float("inf") if end is None else end, tol=tol, size=batch,
                                      counts=counts)
+                if self.cfg.decode.read_ahead:
+                    ahead = ReadAhead(pieces, depth=self.cfg.decode.read_ahead, stream=stream)
+                    pieces = iter(ahead)
                 while True:
                     t0 = time.perf_counter()
                     piece = next(pieces, None)
@@ -352,6 +367,8 @@ class ChunkDetector:
                             piece.ir.device)))
                         pending.append((np.asarray(idx) + base, lb, self.runner.submit(mode, x, y)))
             finally:
+                if ahead is not None:
+                    ahead.close()  # its thread has stopped using the decoders
                 rgb_dec.close()
                 ir_dec.close()
         t0 = time.perf_counter()
@@ -370,19 +387,6 @@ class ChunkDetector:
             result.track = self._track(args, kw) if self._trackers else track_ids(*args, **kw)
         counts.paired = int((result.times >= chunk.start_s - 0.5 / chunk.fps).sum())  # the chunk's own frames
         return result, counts, {"decode_s": t_decode, "engine_wait_s": t_wait}
-
-
-class TrackWorker:
-    """ByteTrack for a GPU actor's chunks, in a process of its own: pure Python per frame, it held the GIL a third of
-    the time in the actor and starved the engine thread (benchmarks/results/profiles/run2_actor_gil.txt)."""
-
-    def ready(self) -> bool:
-        import ultralytics.trackers.byte_tracker  # noqa: F401  (the import happens before the first chunk)
-
-        return True
-
-    def track(self, frames: np.ndarray, rows: np.ndarray, **kw) -> np.ndarray:
-        return track_ids(frames, rows, **kw)
 
 
 def _to_source(rows: np.ndarray, frame_ids: np.ndarray, lb: Letterbox) -> np.ndarray:

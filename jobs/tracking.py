@@ -151,3 +151,16 @@ def stitch(chunk_ids: list[int], owned: pa.Table, overlaps: dict[int, pa.Table],
         for a, b in link(prev, ov, min_iou=min_iou):
             uf.union(a, b)
     return {t: uf.find(t) for t in list(uf.parent)}
+
+
+class TrackWorker:
+    """ByteTrack for a GPU actor's chunks, in a process of its own: pure Python per frame, it held the GIL a third of
+    the time in the actor and starved the engine thread (benchmarks/results/profiles/run2_actor_gil.txt)."""
+
+    def ready(self) -> bool:
+        import ultralytics.trackers.byte_tracker  # noqa: F401  (the import happens before the first chunk)
+
+        return True
+
+    def track(self, frames: np.ndarray, rows: np.ndarray, **kw) -> np.ndarray:
+        return track_ids(frames, rows, **kw)
