@@ -51,8 +51,8 @@ class BenchJobConfig:
     batch: int = 32
     chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
-    at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage, at the best fused configuration; also
-    #                                                          no_read_ahead (chunk threads decode: decode.read_ahead=0)
+    at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage, at the best fused configuration (or
+    #                                                          normal_priority: decode.high_priority=false)
     more_in_flight: tuple[int, ...] = ()  # job stage: the best actor count again with these many chunks in flight
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU (4 measured slower: results/bench_job_h100_run3.json)
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
@@ -132,16 +132,17 @@ def _decode_worker(args) -> int:
     from fusion.data.decode import NvdecPool, open_decoder
     from jobs.pipeline import PairCounts, chunk_stream, pair_frames
 
-    chunks, backend, threads, batch = args
+    chunks, backend, threads, batch, *rest = args
+    high = rest[0] if rest else True  # decode.high_priority (probe_contention.py compares both)
     device = torch.device("cuda:0" if backend == "nvdec" else "cpu")
     global _POOL
-    if backend == "nvdec" and _POOL is None:
-        _POOL = NvdecPool(device)  # as an actor does: sessions re-pointed at each file, not recreated
+    if backend == "nvdec" and (_POOL is None or _POOL.high_priority != high):
+        _POOL = NvdecPool(device, high_priority=high)  # as an actor does: sessions re-pointed at each file
     pool = _POOL if backend == "nvdec" else None
 
     def one(c) -> int:
-        if backend == "nvdec":
-            torch.cuda.set_stream(chunk_stream(device))  # as the actor's chunk threads do
+        if backend == "nvdec":  # a fresh thread each call: its own stream, as the actor's chunk threads have
+            torch.cuda.set_stream(chunk_stream(device, high_priority=high))
         counts = PairCounts()
         rgb = open_decoder(c.rgb_uri, backend=backend, gray=False, device=device, pool=pool)
         ir = open_decoder(c.ir_uri, backend=backend, gray=True, device=device, pool=pool)
@@ -281,19 +282,19 @@ def job(cfg: BenchJobConfig) -> dict:
     from jobs.detect import main as run_job
 
     res = {}
-    # fused at each actor count; then, at the best count, more chunks in flight; then adaptive and no tracking at
-    # the best (actors, chunks in flight)
+    # fused at each actor count; then, at the best count, more chunks in flight; then the `at_best` variants at the
+    # best (actors, chunks in flight)
     runs = [("fused", a, cfg.chunks_in_flight, True, "") for a in cfg.actors]
     runs += [("fused", None, n, True, "") for n in cfg.more_in_flight]
     after = {"adaptive": ("adaptive", None, None, True, ""), "no_tracking": ("fused", None, None, False, ""),
-             "no_read_ahead": ("fused", None, None, True, "decode.read_ahead=0")}  # chunk threads decode themselves
+             "normal_priority": ("fused", None, None, True, "decode.high_priority=false")}
     for mode, actors, inflight, tracking, extra in [*runs, *(after[k] for k in cfg.at_best)]:
         best = max((r for r in res.values() if r.get("mode") == "fused"), key=lambda r: r["processing_pairs_per_s"],
                    default={})
         actors = actors or best["actors"]
         inflight = inflight or best["chunks_in_flight"]
         name = (f"{mode}_{actors}actor_{inflight}inflight" + ("" if tracking else "_no_tracking")
-                + ("_no_read_ahead" if extra else ""))
+                + (f"_{extra.split('.')[-1]}" if extra else ""))  # e.g. _high_priority=false
         out = Path(cfg.work) / f"out_{name}"
         shutil.rmtree(out, ignore_errors=True)
         jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [

@@ -1,12 +1,11 @@
 """The Ray Data callable class: engines deserialized once in `__init__`; `__call__` maps a chunk row to a status row.
 
 Per chunk (several at once per actor, each in its own thread): open RGB + IR decoders (NVDEC on the GPU or PyAV)
-→ pair frames by time (in the chunk's decoding thread, `decode.read_ahead` batches ahead) → brightness of the
-decoded RGB batch → mode (rgb | fused | ir) → letterbox on the engine's device → the actor's engine thread (batches
-merged across chunks, batched NMS) → Parquet (detections, then one row per frame: the completion marker). Decoded
-frames never leave the actor; a small status row goes back. Any exception while processing a chunk becomes a failed
-status row naming the file that failed; the actor and the run go on.
-Transient storage errors are retried first (`storage.*`).
+→ pair frames by time → brightness of the decoded RGB batch → mode (rgb | fused | ir) → letterbox on the engine's
+device → the actor's engine thread (batches merged across chunks, batched NMS) → Parquet (detections, then one
+row per frame: the completion marker). Decoded frames never leave the actor; a small status row goes back.
+Any exception while processing a chunk becomes a failed status row naming the file that failed; the actor and the
+run go on. Transient storage errors are retried first (`storage.*`).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from jobs import schema, tables
 from jobs.config import JobConfig
 from jobs.modality import ModePolicy, brightness_batch
 from jobs.paths import Layout
-from jobs.pipeline import BatchRunner, PairCounts, ReadAhead, chunk_stream, pair_frames
+from jobs.pipeline import BatchRunner, PairCounts, chunk_stream, pair_frames
 from jobs.plan import Chunk
 from jobs.routing import FUSED_ONLY, build_routes
 from jobs.storage import StorageError, filesystem, valid_parquet, with_retry, write_bytes, write_parquet
@@ -134,7 +133,8 @@ class ChunkDetector:
         self._decode_slots = threading.BoundedSemaphore(c.decoding_chunks or c.chunks_in_flight)
         self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * c.chunks_in_flight + 2)
         self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
-        self.nvdec_pool = NvdecPool(self.device) if self.decoder == "nvdec" else None
+        self.nvdec_pool = (NvdecPool(self.device, high_priority=self.cfg.decode.high_priority)
+                           if self.decoder == "nvdec" else None)
         # FFmpeg's own default is a thread per core for each stream: on a small CPU actor that is many threads
         # fighting over its cores with the engine.
         self.decode_threads = self.cfg.decode.threads or (1 if self.device.type == "cpu" else 0)
@@ -329,12 +329,11 @@ class ChunkDetector:
         counts = PairCounts()
         times, bright, modes, sizes, pending = [], [], [], [], []
         t_decode = 0.0  # time this thread waited for the next paired piece (decode + pairing)
-        stream = chunk_stream(self.device)
+        stream = chunk_stream(self.device, high_priority=self.cfg.decode.high_priority)
         if stream is not None:
             torch.cuda.set_stream(stream)  # this thread's stream, for good: it works on one chunk at a time
         with self._decode_slots:  # decoders are given back before this chunk waits for its results
             rgb_dec, ir_dec = self._open_pair(chunk)
-            ahead = None
             try:
                 end = None if chunk.last else chunk.end_s  # the last chunk runs to the stream's end
                 pieces = pair_frames(_stream(rgb_dec, start, end, batch, "RGB"),
@@ -342,9 +341,6 @@ class ChunkDetector:
                                              "IR"),
                                      start=start, end=float("inf") if end is None else end, tol=tol, size=batch,
                                      counts=counts)
-                if self.cfg.decode.read_ahead:
-                    ahead = ReadAhead(pieces, depth=self.cfg.decode.read_ahead, stream=stream)
-                    pieces = iter(ahead)
                 while True:
                     t0 = time.perf_counter()
                     piece = next(pieces, None)
@@ -367,8 +363,6 @@ class ChunkDetector:
                             piece.ir.device)))
                         pending.append((np.asarray(idx) + base, lb, self.runner.submit(mode, x, y)))
             finally:
-                if ahead is not None:
-                    ahead.close()  # its thread has stopped using the decoders
                 rgb_dec.close()
                 ir_dec.close()
         t0 = time.perf_counter()

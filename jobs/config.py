@@ -39,12 +39,11 @@ class DecodeConfig:
     threads: int = 0  # PyAV: FFmpeg decode threads per stream (0 = FFmpeg decides)
     pair_tolerance_s: float = 0.0  # an RGB and an IR frame pair when their times (each relative to its own
     #                                stream's start) differ by at most this; 0 = half an RGB frame period
-    read_ahead: int = 2  # batches of pairs a chunk's decoding thread may run ahead of its processing (0 = no
-    #                      thread: the chunk's own thread decodes between the rest of its work)
+    high_priority: bool = True  # GPU: decoder and chunk streams run before the engine's (see decode_stream)
 
     def __post_init__(self) -> None:
-        if self.threads < 0 or self.pair_tolerance_s < 0 or self.read_ahead < 0:
-            raise ConfigError("decode.threads, decode.pair_tolerance_s and decode.read_ahead must be >= 0")
+        if self.threads < 0 or self.pair_tolerance_s < 0:
+            raise ConfigError("decode.threads and decode.pair_tolerance_s must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,16 @@
-"""The actor's moving parts: pairing decoded streams into batches, a decoding thread per chunk, and one engine
-thread shared by the chunks an actor works on at once.
+"""The actor's two moving parts: pairing decoded streams into batches, and one engine thread shared by the chunks
+an actor works on at once.
 
-    ReadAhead thread (per chunk, up to `depth` pieces ahead): decoders ─► pair_frames ─► Piece (≤ batch pairs)
-    chunk thread: brightness, mode ─► Detector.prepare (letterbox on the engine's device) ─► BatchRunner.submit
-        ─► Future[(k, 7) rows]
+    decoders (per chunk, in the chunk's thread) ─► pair_frames ─► Piece (≤ batch pairs, one shape)
+        ─► Detector.prepare (letterbox on the engine's device) ─► BatchRunner.submit ─► Future[(k, 7) rows]
     BatchRunner thread: merges pieces of one mode from all chunks into full batches ─► engine ─► batched NMS
         ─► one host copy per batch ─► each piece's rows
 
-Bounded queues keep memory bounded: when the engine falls behind, chunk threads wait, their read-ahead queues fill
-and their decoders wait too. Decoding has a thread of its own because a chunk thread that decoded between its other
-work left its decoders idle a third of the time (README: Benchmarks, the bottleneck of run 6). CUDA graphs are
-captured in the runner thread, the only thread that calls the engines. On a GPU each chunk thread works on its own
-CUDA stream (see `chunk_stream`), so its copies and syncs never wait behind the engine's batches; a request carries
-an event that the engine's stream waits on before it reads the inputs.
+A bounded request queue keeps memory bounded: when the engine falls behind, chunk threads wait, so their decoders
+wait too. CUDA graphs are captured in the runner thread, the only thread that calls the engines. On a GPU each chunk
+thread works on its own CUDA stream (see `chunk_stream`), so its copies and syncs never wait behind the engine's
+batches; a request carries an event that the engine's stream waits on before it reads the inputs. A decoding thread
+per chunk, running ahead of the rest of its work, was measured and gained nothing (README: Benchmarks, run 10).
 """
 
 from __future__ import annotations
@@ -24,13 +22,12 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from fusion.data.decode import FrameBatch
+from fusion.data.decode import FrameBatch, decode_stream
 from trt.detector import Detector
 
 log = logging.getLogger(__name__)
@@ -118,69 +115,13 @@ def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: f
 _streams = threading.local()
 
 
-def chunk_stream(device: torch.device) -> torch.cuda.Stream | None:
+def chunk_stream(device: torch.device, *, high_priority: bool = True) -> torch.cuda.Stream | None:
     """This thread's own CUDA stream on `device` (created once per thread), or None off the GPU."""
     if device.type != "cuda":
         return None
     if getattr(_streams, "stream", None) is None:
-        _streams.stream = torch.cuda.Stream(device)
+        _streams.stream = decode_stream(device, high_priority=high_priority)
     return _streams.stream
-
-
-class ReadAhead:
-    """Runs a Piece iterator (decode + pairing) in its own thread, at most `depth` pieces ahead of the consumer.
-
-    On a GPU the thread works on the consumer's CUDA stream: a piece's kernels are queued there before the piece is
-    handed over, so the consumer's work on it is ordered after them, and the caching allocator keeps each piece's
-    memory on the stream that uses it. An exception in the thread (ChunkFailed naming the file) is raised in the
-    consumer when it reaches that point; `close` stops the thread and waits for it (decoders may then be closed).
-    """
-
-    _END = object()
-
-    def __init__(self, pieces: Iterator[Piece], *, depth: int, stream: torch.cuda.Stream | None,
-                 name: str = "decode"):
-        self._q: queue.Queue = queue.Queue(maxsize=max(depth, 1))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(pieces, stream), name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self, pieces: Iterator[Piece], stream: torch.cuda.Stream | None) -> None:
-        try:
-            with torch.cuda.stream(stream) if stream is not None else nullcontext():
-                for piece in pieces:
-                    if not self._put(piece):
-                        return
-            self._put(self._END)
-        except BaseException as exc:  # handed to the consumer, which raises it in the chunk's thread
-            self._put(_Failed(exc))
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[Piece]:
-        while True:
-            item = self._q.get()
-            if item is self._END:
-                return
-            if isinstance(item, _Failed):
-                raise item.exc
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass(frozen=True)
-class _Failed:
-    exc: BaseException
 
 
 @dataclass

@@ -111,6 +111,14 @@ class PyAVDecoder:
         self.reader.close()
 
 
+def decode_stream(device: torch.device, *, high_priority: bool) -> torch.cuda.Stream:
+    """A CUDA stream for the decode side (NVDEC sessions, chunk threads). High priority: their small kernels (colour
+    conversion, stacking, letterbox) start as soon as an SM is free instead of queueing behind the engine's batches,
+    which decoders wait for on every frame while the engine has time to spare."""
+    lo, hi = torch.cuda.Stream.priority_range()  # (0, -k): lower numbers run first
+    return torch.cuda.Stream(device, priority=hi if high_priority else lo)
+
+
 class NvdecDecoder:
     """GPU decode with NVDEC. RGB comes as planar RGB from the library's own conversion kernel; IR as the luma
     plane of NV12, expanded from video range (16-235) to full range like FFmpeg's gray output."""
@@ -118,13 +126,13 @@ class NvdecDecoder:
     backend = "nvdec"
 
     def __init__(self, uri: str, *, gray: bool, device: torch.device, storage_options: dict | None,
-                 pool: NvdecPool | None = None):
+                 pool: NvdecPool | None = None, high_priority: bool = True):
         import PyNvVideoCodec as nvc
 
         self.gray, self.device, self.pool = gray, device, pool
         # The session's own (non-blocking) stream. The library's default is the legacy default stream, which
         # serialises with everything torch runs there: on the H100 every decoder waited behind the engine's batches.
-        self.stream = torch.cuda.Stream(device)
+        self.stream = decode_stream(device, high_priority=high_priority)
         self.dec = None
         self._file = None
         self._color = nvc.OutputColorType.NATIVE if gray else nvc.OutputColorType.RGBP
@@ -219,8 +227,8 @@ class NvdecPool:
     """Idle NVDEC sessions of one actor, re-pointed at the next file instead of being created anew (a thread takes
     one, decodes its chunk, gives it back). Object-storage sources get their own session: re-pointing takes a path."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device, *, high_priority: bool = True):
+        self.device, self.high_priority = device, high_priority
         self._idle: dict[bool, list[NvdecDecoder]] = {False: [], True: []}
         self._lock = threading.Lock()
 
@@ -228,7 +236,8 @@ class NvdecPool:
         with self._lock:
             dec = self._idle[gray].pop() if self._idle[gray] else None
         if dec is None:
-            return NvdecDecoder(uri, gray=gray, device=self.device, storage_options=storage_options, pool=self)
+            return NvdecDecoder(uri, gray=gray, device=self.device, storage_options=storage_options, pool=self,
+                                high_priority=self.high_priority)
         try:
             dec.point_at(uri, storage_options)
         except VideoError:

@@ -1,8 +1,7 @@
-"""The actor's moving parts without Ray: pairing by time (with counts of what was dropped), the decoding thread that
-runs ahead of a chunk, the engine thread that merges requests from concurrent chunks, and the batched NMS both use."""
+"""The actor's moving parts without Ray: pairing by time (with counts of what was dropped), the engine thread that
+merges requests from concurrent chunks, and the batched NMS both use."""
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import torch
 
 from fusion.data.decode import FrameBatch
-from jobs.pipeline import BatchRunner, PairCounts, ReadAhead, pair_frames
+from jobs.pipeline import BatchRunner, PairCounts, pair_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,37 +52,6 @@ def test_pieces_split_where_the_resolution_changes_and_repeated_timestamps_are_d
 
     pieces, c = _pair(rgb(), _stream(np.arange(20) / 25, shape=(1, 2, 2)), size=32)
     assert [p.rgb.shape[-1] for p in pieces] == [4, 6] and c.paired == 20 and c.out_of_order == 1
-
-
-def test_read_ahead_keeps_order_stays_bounded_and_hands_over_the_decoders_error():
-    made = []
-
-    def pieces(n, fail_at=None):
-        for i in range(n):
-            if i == fail_at:
-                raise ValueError(f"decode failed at piece {i}")
-            made.append(i)
-            yield i
-
-    ahead = ReadAhead(pieces(50), depth=2, stream=None)
-    time.sleep(0.3)  # nobody consumes: the thread stops after `depth` queued + the one it holds
-    assert len(made) <= 3
-    assert list(ahead) == list(range(50))
-    ahead.close()
-
-    made.clear()
-    ahead = ReadAhead(pieces(10, fail_at=4), depth=2, stream=None)
-    with pytest.raises(ValueError, match="piece 4"):
-        list(ahead)  # the pieces before the failure arrive first, then the decoder's own exception
-    ahead.close()
-    assert made == [0, 1, 2, 3]
-
-    made.clear()
-    ahead = ReadAhead(pieces(1000), depth=1, stream=None)  # the consumer gives up early (its chunk failed)
-    assert next(iter(ahead)) == 0
-    t0 = time.perf_counter()
-    ahead.close()  # returns although the thread was blocked on a full queue
-    assert time.perf_counter() - t0 < 2 and len(made) <= 3 and not ahead._thread.is_alive()
 
 
 class _Echo:
@@ -158,3 +126,32 @@ def test_batched_nms_equals_ultralytics_per_image_nms():
         got = nms(pred, conf=0.25, iou=0.6, max_det=max_det)
         for a, b in zip(want, got, strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_a_decoder_whose_partner_failed_to_open_is_closed(tmp_path):
+    """One stream of a pair fails to open (missing IR file): the other decoder goes back (an NVDEC session to its
+    pool), and the chunk fails naming the missing file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.actor import ChunkDetector, ChunkFailed
+    from jobs.plan import Chunk
+
+    closed = []
+
+    class Dec:
+        def close(self):
+            closed.append(True)
+
+    def fake_open(uri, gray):
+        if gray:
+            raise ChunkFailed("VideoError", uri, "file not found")
+        return Dec()
+
+    actor = ChunkDetector.__new__(ChunkDetector)  # only the opening step: no engines
+    actor._io, actor._open = ThreadPoolExecutor(2), fake_open
+    chunk = Chunk(video_id="v", camera_id="c", chunk_id=0, rgb_uri=str(tmp_path / "v_rgb.mp4"),
+                  ir_uri=str(tmp_path / "v_ir.mp4"), first=0, end=25, fps=25.0, start_time="2026-06-01T18:00:00",
+                  date="2026-06-01", last=True)
+    with pytest.raises(ChunkFailed, match=r"v_ir\.mp4"):
+        actor._open_pair(chunk)
+    assert closed == [True]

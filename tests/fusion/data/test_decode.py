@@ -124,38 +124,3 @@ def test_nvdec_pool_repoints_one_session_at_the_next_file(tmp_path):
         assert got.shape == ref.shape == (15, 3, 512, 640)
         assert (got.float() - ref.float()).abs().mean() < 2.0
     assert sessions[0] == sessions[1]  # the second file reused the first file's session
-
-
-@pytest.mark.gpu
-@needs_nvdec
-def test_nvdec_pieces_survive_the_hand_over_from_the_read_ahead_thread(tmp_path):
-    """The chunk's decoding thread queues its work on the chunk's stream; a slow consumer must still see each
-    frame as decoded, not a later frame written into a reused decoder surface."""
-    from jobs.pipeline import PairCounts, ReadAhead, chunk_stream, pair_frames
-
-    cuda = torch.device("cuda:0")
-    rgb, ir = _clip(tmp_path / "r.mp4", n=90, size=(640, 512)), _clip(tmp_path / "i.mp4", n=90, size=(320, 256),
-                                                                      gray=True)
-    stream = chunk_stream(cuda)
-    decoders = [open_decoder(p, backend="nvdec", gray=g, device=cuda) for p, g in ((rgb, False), (ir, True))]
-    try:
-        torch.cuda.set_stream(stream)
-        pieces = pair_frames(decoders[0].read(0, None, batch=8), decoders[1].read(0, None, batch=8), start=0.0,
-                             end=float("inf"), tol=0.02, size=8, counts=PairCounts())
-        ahead = ReadAhead(pieces, depth=2, stream=stream)
-        got_rgb, got_ir = [], []
-        for piece in ahead:
-            torch.cuda._sleep(20_000_000)  # a slow consumer on the same stream: the decoder is ahead meanwhile
-            got_rgb.append(piece.rgb.clone())
-            got_ir.append(piece.ir.clone())
-        ahead.close()
-        got_rgb, got_ir = torch.cat(got_rgb).float(), torch.cat(got_ir).float()
-    finally:
-        torch.cuda.set_stream(torch.cuda.default_stream(cuda))
-        for d in decoders:
-            d.close()
-    ref = [torch.cat([b.data for b in open_decoder(p, backend="pyav", gray=g, device=cuda).read(0, None, batch=8)])
-           for p, g in ((rgb, False), (ir, True))]
-    assert got_rgb.shape == (90, 3, 512, 640) and got_ir.shape == (90, 1, 256, 320)
-    per_frame = [(got - r.to(cuda).float()).abs().mean((1, 2, 3)) for got, r in ((got_rgb, ref[0]), (got_ir, ref[1]))]
-    assert all((d < 2.0).all() for d in per_frame), per_frame
