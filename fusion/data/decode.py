@@ -113,8 +113,9 @@ class PyAVDecoder:
 
 def decode_stream(device: torch.device, *, high_priority: bool) -> torch.cuda.Stream:
     """A CUDA stream for the decode side (NVDEC sessions, chunk threads). High priority: their small kernels (colour
-    conversion, stacking, letterbox) start as soon as an SM is free instead of queueing behind the engine's batches,
-    which decoders wait for on every frame while the engine has time to spare."""
+    conversion, stacking, letterbox), which every decoder waits for, start as soon as an SM is free instead of
+    queueing behind the engine's batches. Beside the engine, decoding ran 1,975 instead of 1,865 pairs/s
+    (benchmarks/results/probe_contention_h200.json)."""
     lo, hi = torch.cuda.Stream.priority_range()  # (0, -k): lower numbers run first
     return torch.cuda.Stream(device, priority=hi if high_priority else lo)
 

@@ -149,8 +149,9 @@ def cast(cam: Camera, st: Street, u: np.ndarray, v: np.ndarray, heights) -> Hits
                 t, facade, a, b, z = (np.where(ok, ts, t), facade | ok, np.where(ok, ap, a), np.where(ok, bh, b),
                                       np.where(ok, zh, z))
     ground = ~facade & np.isfinite(t) & (t < 400)
-    a = np.where(ground, t * ra, a)
-    b = np.where(ground, st.cam_b + t * rb, b)
+    tg = np.where(ground, t, 0.0)  # rays that never meet the ground have t = inf: inf * 0 warned on every render
+    a = np.where(ground, tg * ra, a)
+    b = np.where(ground, st.cam_b + tg * rb, b)
     region[ground] = st.region(a[ground], b[ground])
     region[facade] = FACADE
     norm = np.sqrt(rx * rx + ry * ry + rz * rz)
