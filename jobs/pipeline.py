@@ -116,7 +116,8 @@ _streams = threading.local()
 
 
 def chunk_stream(device: torch.device, *, high_priority: bool = True) -> torch.cuda.Stream | None:
-    """This thread's own CUDA stream on `device` (created once per thread), or None off the GPU."""
+    """This thread's own CUDA stream on `device` (created once per thread, with the first call's priority), or None
+    off the GPU."""
     if device.type != "cuda":
         return None
     if getattr(_streams, "stream", None) is None:

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-# Longest first, so the two workers of `make test` finish together (fault injection ~8 min, e2e ~3 min).
+# Longest first, so the two workers of `make test` finish together (fault injection ~12.6 min, e2e ~4 min).
 _FIRST = ("test_reliability.py", "test_job_e2e.py", "test_tracking.py")
 
 
