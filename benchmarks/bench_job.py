@@ -52,7 +52,7 @@ class BenchJobConfig:
     chunk_seconds: float = 10.0  # as configs/job_gpu.yaml: fewer NVDEC re-points per frame
     chunks_in_flight: int = 8  # per actor: 2 decoders each
     at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage, at the best fused configuration (or
-    #                                                          normal_priority: decode.high_priority=false)
+    #   normal_priority: decode.high_priority=false; nv12: decode.nvdec_rgb=nv12, with its decode ceiling too)
     more_in_flight: tuple[int, ...] = ()  # job stage: the best actor count again with these many chunks in flight
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU (4 measured slower: results/bench_job_h100_run3.json)
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
@@ -134,10 +134,11 @@ def _decode_worker(args) -> int:
 
     chunks, backend, threads, batch, *rest = args
     high = rest[0] if rest else True  # decode.high_priority (probe_contention.py compares both)
+    nv12 = len(rest) > 1 and rest[1]  # decode.nvdec_rgb=nv12
     device = torch.device("cuda:0" if backend == "nvdec" else "cpu")
     global _POOL
-    if backend == "nvdec" and (_POOL is None or _POOL.high_priority != high):
-        _POOL = NvdecPool(device, high_priority=high)  # as an actor does: sessions re-pointed at each file
+    if backend == "nvdec" and (_POOL is None or (_POOL.high_priority, _POOL.nv12) != (high, nv12)):
+        _POOL = NvdecPool(device, high_priority=high, nv12=nv12)  # as an actor: sessions re-pointed at each file
     pool = _POOL if backend == "nvdec" else None
 
     def one(c) -> int:
@@ -167,15 +168,18 @@ def decode(cfg: BenchJobConfig) -> dict:
     res = {}
     all_chunks = _chunks(cfg)
     ctx = mp.get_context("spawn")
-    for procs in (1, 2) if not nvdec_available() else ():
+    runs = [(1, False), (2, False)] + [(2, True)] * ("nv12" in cfg.at_best)  # (processes, NV12 RGB)
+    for procs, nv12 in runs if not nvdec_available() else ():
         parts = [all_chunks[i::procs] for i in range(procs)]
         with ProcessPoolExecutor(procs, mp_context=ctx) as pool:
-            list(pool.map(_decode_worker, [(p[:2], "nvdec", 2, cfg.batch) for p in parts]))  # start-up, CUDA init
+            list(pool.map(_decode_worker, [(p[:2], "nvdec", 2, cfg.batch, True, nv12) for p in parts]))  # CUDA init
             t0 = time.perf_counter()
-            n = sum(pool.map(_decode_worker, [(p, "nvdec", cfg.chunks_in_flight, cfg.batch) for p in parts]))
+            n = sum(pool.map(_decode_worker, [(p, "nvdec", cfg.chunks_in_flight, cfg.batch, True, nv12)
+                                              for p in parts]))
             dt = time.perf_counter() - t0
-        res[f"nvdec_{procs}proc"] = {"pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1),
-                                     "threads_per_proc": cfg.chunks_in_flight}
+        res[f"nvdec_{procs}proc" + ("_nv12" if nv12 else "")] = {
+            "pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1),
+            "threads_per_proc": cfg.chunks_in_flight}
         _save(cfg, "decode", res)
     sub = _chunks(cfg, cfg.pyav_pairs)
     t0 = time.perf_counter()
@@ -287,7 +291,8 @@ def job(cfg: BenchJobConfig) -> dict:
     runs = [("fused", a, cfg.chunks_in_flight, True, "") for a in cfg.actors]
     runs += [("fused", None, n, True, "") for n in cfg.more_in_flight]
     after = {"adaptive": ("adaptive", None, None, True, ""), "no_tracking": ("fused", None, None, False, ""),
-             "normal_priority": ("fused", None, None, True, "decode.high_priority=false")}
+             "normal_priority": ("fused", None, None, True, "decode.high_priority=false"),
+             "nv12": ("fused", None, None, True, "decode.nvdec_rgb=nv12")}
     for mode, actors, inflight, tracking, extra in [*runs, *(after[k] for k in cfg.at_best)]:
         best = max((r for r in res.values() if r.get("mode") == "fused"), key=lambda r: r["processing_pairs_per_s"],
                    default={})

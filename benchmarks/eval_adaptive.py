@@ -7,8 +7,11 @@ policy the job derives from those figures against always-fused / always-RGB / al
 
 1. Validation clips (seed `val_seed`, day↔night ramps): each engine (fused, RGB-only, IR-only; ONNX Runtime CPU,
    the shipped models) runs on every frame; frames are binned by the job's own brightness measure and mAP50 per bin
-   per engine is computed with ultralytics' matching and AP.
-2. `jobs.routing.build_routes` turns those figures into routes (a cheaper engine only within `max_loss` of fused).
+   per engine is computed with ultralytics' matching and AP. Frames of one clip are far from independent, so the
+   uncertainty of each cheaper engine's loss against fused comes from a paired bootstrap over clips: resample the
+   clips that have frames in the bin, score both engines on the same resample, keep the 95th percentile of the loss.
+2. `jobs.routing.build_routes` turns those figures into routes (a cheaper engine only where that bound is within
+   `max_loss`).
 3. Test clips (seed `seed`, never used to validate): the job's ModePolicy with those routes picks an engine per
    frame; accuracy per slice and GPU time (frames per engine × the H100 per-pair engine time of `trt.bench`, batch
    32, torch fp16 + CUDA graphs; benchmarks/results/bench_h100_*.json) against the fixed modes.
@@ -33,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 @dataclass(frozen=True)
 class EvalSpec:
-    clips: int = 4  # per set, alternating day→night and night→day
+    clips: int = 4  # test clips, alternating day→night and night→day
+    val_clips: int = 0  # validation clips (0: as many as test clips)
     seconds: float = 10.0
     fps: int = 25
     seed: int = 4242  # test clips
@@ -43,6 +47,9 @@ class EvalSpec:
     max_loss: float = 0.005  # as the job's modality.max_loss default
     min_frames: tuple[int, ...] = (300, 50)  # routes with the job's default (first) and with a lax setting
     stamp: bool = False  # write the validated figures into models/{mid,rgb,ir}_n.{pt,onnx}
+    cache: str = ""  # .pt file of per-frame matches: reused when the spec and models match (re-deciding is cheap)
+    resamples: int = 400  # bootstrap resamples of the validation clips per bin
+    min_clips: int = 3  # clips a bin needs before its loss bound means anything (else the bin stays fused)
     out: str = "benchmarks/results/adaptive.json"
     plot: str = "docs/adaptive_timeline.png"
 
@@ -62,11 +69,13 @@ def gpu_ms_per_pair() -> dict[str, float]:
     return {m: pick(name) for m, name in MODELS.items()}
 
 
-def run_clips(spec: EvalSpec, seed: int, tmp: str) -> list[dict]:
-    """Frames of `clips` generated clips: brightness, ground truth, every engine's detections."""
+def run_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
+    """Frames of `clips` generated clips: brightness, light, and each engine's matches against the ground truth
+    (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes)."""
     from fusion.data.generate import write_clip
     from fusion.data.scene import Illumination, SceneConfig
     from fusion.data.video import VideoReader
+    from fusion.evaluate import match
     from jobs.modality import brightness
     from trt.detector import Detector
     from trt.runtime_onnx import OnnxRuntimeEngine
@@ -74,7 +83,7 @@ def run_clips(spec: EvalSpec, seed: int, tmp: str) -> list[dict]:
     dets = {m: Detector(OnnxRuntimeEngine(ROOT / f"models/{n}.onnx"), size=spec.size, conf=0.001, iou=0.6)
             for m, n in MODELS.items()}
     frames = []
-    for k in range(spec.clips):
+    for k in range(clips):
         day, night = Illumination(0.9), Illumination(0.02)
         lf, lt = (day, night) if k % 2 == 0 else (night, day)
         p = {x: f"{tmp}/s{seed}c{k}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
@@ -88,34 +97,81 @@ def run_clips(spec: EvalSpec, seed: int, tmp: str) -> list[dict]:
         for i, (t, img) in enumerate(rgb):
             g = gt[gt.frame_idx == i]
             light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
+            boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(), dtype=torch.float32)
+            cls = torch.tensor(g.class_id.to_numpy())
+            rows = {}
+            for m in outs:
+                d = torch.from_numpy(outs[m][i])
+                rows[m] = (match(d, boxes, cls), d[:, 4].numpy(), d[:, 5].numpy(), cls.numpy())
             frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
-                           "boxes": torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(), dtype=torch.float32),
-                           "cls": torch.tensor(g.class_id.to_numpy()),
-                           "dets": {m: torch.from_numpy(outs[m][i]) for m in outs}})
+                           "rows": rows})
+    return frames
+
+
+def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
+    """run_clips, through `spec.cache` when set: the key is the clip spec and the ONNX graphs (metadata aside,
+    since stamping rewrites it)."""
+    if not spec.cache:
+        return run_clips(spec, seed, clips, tmp)
+    import hashlib
+
+    import onnx
+
+    h = hashlib.sha256(repr((seed, clips, spec.seconds, spec.fps, spec.size)).encode())
+    for n in MODELS.values():
+        h.update(onnx.load(str(ROOT / f"models/{n}.onnx")).graph.SerializeToString())
+    path = Path(spec.cache).with_suffix(f".{seed}.{h.hexdigest()[:12]}.pt")
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    frames = run_clips(spec, seed, clips, tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(frames, path)
     return frames
 
 
 def _map(frames: list[dict], pick) -> dict:
-    from fusion.evaluate import match, summarize
+    from fusion.evaluate import summarize
 
-    rows = []
-    for f in frames:
-        d = f["dets"][pick(f)]
-        rows.append((match(d, f["boxes"], f["cls"]), d[:, 4].numpy(), d[:, 5].numpy(), f["cls"].numpy()))
+    rows = [f["rows"][pick(f)] for f in frames]
     return summarize(rows) | {"frames": len(frames)} if rows else {"mAP50": float("nan"), "frames": 0}
 
 
-def validate(frames: list[dict], edges: tuple[float, ...]) -> dict[str, dict]:
-    """Per engine: mAP50 and frame count per brightness bin (the `validated` metadata)."""
-    out = {}
-    for m in MODELS:
-        acc, n = [], []
-        for a, b in itertools.pairwise(edges):
-            sel = [f for f in frames if a <= f["brightness"] < b]
-            r = _map(sel, lambda f, m=m: m) if sel else {"mAP50": float("nan"), "frames": 0}
-            acc.append(round(float(r["mAP50"]), 4) if r["mAP50"] == r["mAP50"] else float("nan"))
-            n.append(len(sel))
-        out[m] = {"edges": list(edges), "mAP50": acc, "frames": n}
+def _mAP50(rows: list) -> float:
+    from fusion.evaluate import summarize
+
+    return summarize(rows)["mAP50"] if rows else float("nan")
+
+
+def loss_bound(frames: list[dict], engine: str, *, resamples: int, seed: int) -> float:
+    """95th percentile of mAP50(fused) − mAP50(engine) over a paired bootstrap of the clips in `frames`."""
+    clips = sorted({f["clip"] for f in frames})
+    by_clip = {k: [f for f in frames if f["clip"] == k] for k in clips}
+    rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(resamples):
+        take = [f for k in rng.choice(clips, len(clips)) for f in by_clip[k]]
+        fused, other = _mAP50([f["rows"]["fused"] for f in take]), _mAP50([f["rows"][engine] for f in take])
+        if fused == fused and other == other:
+            losses.append(fused - other)
+    return float(np.quantile(losses, 0.95)) if losses else float("nan")
+
+
+def validate(frames: list[dict], spec: EvalSpec) -> dict[str, dict]:
+    """Per engine: mAP50, frames and clips per brightness bin (the `validated` metadata); for the cheaper engines
+    also `loss_upper`, the bootstrap bound of their loss against fused (NaN: fewer than `min_clips` clips)."""
+    out = {m: {"edges": list(spec.edges), "mAP50": [], "frames": [], "clips": []} for m in MODELS}
+    for b, (lo, hi) in enumerate(itertools.pairwise(spec.edges)):
+        sel = [f for f in frames if lo <= f["brightness"] < hi]
+        n_clips = len({f["clip"] for f in sel})
+        for m in MODELS:
+            acc = _mAP50([f["rows"][m] for f in sel])
+            out[m]["mAP50"].append(round(acc, 4) if acc == acc else float("nan"))
+            out[m]["frames"].append(len(sel))
+            out[m]["clips"].append(n_clips)
+            if m != "fused":
+                bound = loss_bound(sel, m, resamples=spec.resamples, seed=b) if n_clips >= spec.min_clips \
+                    else float("nan")
+                out[m].setdefault("loss_upper", []).append(round(bound, 4) if bound == bound else float("nan"))
     return out
 
 
@@ -146,13 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         _, spec = parse_args(EvalSpec, args)
         gpu = gpu_ms_per_pair()
         with tempfile.TemporaryDirectory() as tmp:
-            val = run_clips(spec, spec.val_seed, tmp)
-            validated = validate(val, spec.edges)
+            val = cached_clips(spec, spec.val_seed, spec.val_clips or spec.clips, tmp)
+            validated = validate(val, spec)
             routes = {n: build_routes(validated, max_loss=spec.max_loss, min_frames=n) for n in spec.min_frames}
-            test = run_clips(spec, spec.seed, tmp)
+            test = cached_clips(spec, spec.seed, spec.clips, tmp)
         if spec.stamp:
-            stamp(validated, f"benchmarks/eval_adaptive.py: {spec.clips} clips of {spec.seconds:g} s, seed "
-                             f"{spec.val_seed}, {spec.size[0]}x{spec.size[1]}, conf 0.001")
+            stamp(validated, f"benchmarks/eval_adaptive.py: {spec.val_clips or spec.clips} clips of {spec.seconds:g} "
+                             f"s, seed {spec.val_seed}, {spec.size[0]}x{spec.size[1]}, conf 0.001, "
+                             f"{spec.resamples} clip resamples")
         choices = {}
         for n, r in routes.items():  # the job's own policy, per clip in time order
             policy = ModalityConfig(max_loss=spec.max_loss, min_frames=n)
@@ -163,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             choices[f"adaptive, min_frames={n}"] = lambda f, n=n: f[f"adaptive{n}"]
         choices |= {"always fused": lambda f: "fused", "always rgb": lambda f: "rgb", "always ir": lambda f: "ir"}
         result = {"spec": asdict(spec), "gpu_ms_per_pair_h100": gpu, "validated": validated,
+                  "test_by_bin": validate(test, spec),  # the same figures on the test clips: did validation hold?
                   "routes": {n: {"edges": list(r.edges), "modes": list(r.modes), "why": list(r.reasons)}
                              for n, r in routes.items()}, "policies": {}}
         for name, pick in choices.items():

@@ -133,7 +133,8 @@ class ChunkDetector:
         self._decode_slots = threading.BoundedSemaphore(c.decoding_chunks or c.chunks_in_flight)
         self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * c.chunks_in_flight + 2)
         self.decoder, why = resolve_backend(self.cfg.decode.backend, self.device)
-        self.nvdec_pool = (NvdecPool(self.device, high_priority=self.cfg.decode.high_priority)
+        self.nvdec_pool = (NvdecPool(self.device, high_priority=self.cfg.decode.high_priority,
+                                     nv12=self.cfg.decode.nvdec_rgb == "nv12")
                            if self.decoder == "nvdec" else None)
         # FFmpeg's own default is a thread per core for each stream: on a small CPU actor that is many threads
         # fighting over its cores with the engine.
@@ -348,19 +349,20 @@ class ChunkDetector:
                     if piece is None:
                         break
                     base = len(times)
-                    stats = brightness_batch(piece.rgb)  # (n, 3), on the frames' device
+                    stats = brightness_batch(piece.rgb, nv12=piece.nv12)  # (n, 3), on the frames' device
                     piece_modes = [policy.update(t, b, p90 - p10)
                                    for t, (b, p10, p90) in zip(piece.t, stats, strict=True)]
                     times += piece.t.tolist()
                     bright += stats[:, 0].tolist()
                     modes += piece_modes
-                    sizes += [(piece.rgb.shape[-1], piece.rgb.shape[-2])] * len(piece.t)
+                    sizes += [piece.size] * len(piece.t)
                     for mode in dict.fromkeys(piece_modes):
                         idx = [i for i, m in enumerate(piece_modes) if m == mode]
-                        sel = torch.tensor(idx, device=piece.rgb.device)
-                        det = self.detectors[mode]
-                        x, y, lb = det.prepare(piece.rgb.index_select(0, sel), piece.ir.index_select(0, sel.to(
-                            piece.ir.device)))
+                        rgb, ir = piece.rgb, piece.ir
+                        if len(idx) < len(piece_modes):  # a mode switch inside the piece: its frames only
+                            sel = torch.tensor(idx, device=rgb.device)
+                            rgb, ir = rgb.index_select(0, sel), ir.index_select(0, sel.to(ir.device))
+                        x, y, lb = self.detectors[mode].prepare(rgb, ir, nv12=piece.nv12)
                         pending.append((np.asarray(idx) + base, lb, self.runner.submit(mode, x, y)))
             finally:
                 rgb_dec.close()

@@ -27,14 +27,20 @@ class Brightness:
     p90: float  # 0..1 90th percentile (highlights)
 
 
-def brightness_batch(rgb: torch.Tensor, *, step: int = 8) -> np.ndarray:
+def brightness_batch(rgb: torch.Tensor, *, step: int = 8, nv12: bool = False) -> np.ndarray:
     """rgb (n, 3, H, W) uint8 RGB, on any device → (n, 3) float64 [mean, p10, p90] in 0..1, one host copy.
 
     The luminance of every `step`-th pixel; saturated pixels (>= 250: lamps, headlights) are left out so glare at
-    night does not read as daylight (a frame that is all glare keeps them all).
+    night does not read as daylight (a frame that is all glare keeps them all). nv12: rgb is (n, 1, H*3/2, W) NV12,
+    whose luma plane is that luminance already (BT.601 weights, video range expanded to 0..255).
     """
-    small = rgb[:, :, ::step, ::step].float()
-    lum = (small[:, 0] * 0.299 + small[:, 1] * 0.587 + small[:, 2] * 0.114).flatten(1)  # (n, h*w)
+    if nv12:
+        rows = rgb.shape[-2] * 2 // 3
+        y = rgb[:, 0, :rows:step, ::step].float()
+        lum = ((y - 16) * (255 / 219)).clamp_(0, 255).flatten(1)  # (n, h*w)
+    else:
+        small = rgb[:, :, ::step, ::step].float()
+        lum = (small[:, 0] * 0.299 + small[:, 1] * 0.587 + small[:, 2] * 0.114).flatten(1)  # (n, h*w)
     sat = lum >= 250
     lum = torch.where(sat & ~sat.all(1, keepdim=True), torch.nan, lum)
     mean = lum.nanmean(1)

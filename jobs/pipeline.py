@@ -46,8 +46,15 @@ class PairCounts:
 @dataclass(frozen=True)
 class Piece:
     t: np.ndarray  # (n,) RGB frame times, seconds from the stream start
-    rgb: torch.Tensor  # (n, 3, H, W) uint8
+    rgb: torch.Tensor  # (n, 3, H, W) uint8, or (n, 1, H * 3/2, W) NV12 (`nv12`)
     ir: torch.Tensor  # (n, 1, h, w) uint8
+    nv12: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The RGB frames' (W, H)."""
+        h = self.rgb.shape[-2] * 2 // 3 if self.nv12 else self.rgb.shape[-2]
+        return self.rgb.shape[-1], h
 
 
 def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: float, end: float, tol: float,
@@ -74,14 +81,17 @@ def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: f
             counts.unpaired_ir += 1
 
     buf: list[tuple[float, torch.Tensor, torch.Tensor]] = []
+    nv12 = False
 
     def flush() -> Piece:
-        piece = Piece(np.array([b[0] for b in buf]), torch.stack([b[1] for b in buf]), torch.stack([b[2] for b in buf]))
+        piece = Piece(np.array([b[0] for b in buf]), torch.stack([b[1] for b in buf]), torch.stack([b[2] for b in buf]),
+                      nv12=nv12)
         buf.clear()
         return piece
 
     last = -float("inf")
     for batch in rgb:
+        nv12 = batch.nv12  # one stream, one layout
         for t, x in zip(batch.t.tolist(), batch.data, strict=True):
             counts.rgb += 1
             if t <= last + 1e-6:

@@ -1,10 +1,13 @@
 """Which engine may run at which brightness: decided from the models' own validated accuracy, never assumed.
 
 Each model can carry `validated` metadata (checkpoint / ONNX / engine sidecar): brightness bin edges and its mAP50
-and frame count per bin on a held-out set, stamped by `benchmarks/eval_adaptive.py`. For every bin the route is the
-cheaper single-modality engine (RGB-only, IR-only) whose mAP50 there is within `max_loss` of the fused model's; else
-fused. A bin without enough validation frames, or a model without the metadata, routes to fused: the adaptive mode
-never trades accuracy it has not measured.
+and frame count per bin on a held-out set, stamped by `benchmarks/eval_adaptive.py`; a cheaper engine's metadata
+also holds `loss_upper`, a bootstrap bound (95th percentile, resampling validation clips) of its mAP50 loss against
+the fused model in each bin. For every bin the route is the cheaper single-modality engine (RGB-only, IR-only) whose
+bound there is within `max_loss`; else fused. The point estimate alone is not enough: one clip's frames are far from
+independent, and with the bound missing a bin equal on 8 validation clips lost 0.8 pt on 8 others. A bin without
+enough validation frames, a bound (too few clips), or a model without the metadata, routes to fused: the adaptive
+mode never trades accuracy it has not measured.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ FUSED_ONLY = Routes((0.0, 1.0), ("fused",), ("no validated alternative",))
 
 
 def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_frames: int) -> Routes:
-    """validated: mode → metadata {"edges": [...], "mAP50": [...], "frames": [...]} or None."""
+    """validated: mode → metadata {"edges": [...], "mAP50": [...], "frames": [...], "loss_upper": [...]} or None
+    (fused carries no `loss_upper`)."""
     fused = validated.get("fused")
     if not fused:
         return Routes((0.0, 1.0), ("fused",), ("the fused model carries no validated accuracy per brightness",))
@@ -55,8 +59,12 @@ def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_fram
             if not v or tuple(float(e) for e in v["edges"]) != edges:
                 continue
             acc, n = v["mAP50"][b], v["frames"][b]
-            if n >= min_frames and acc == acc and acc >= f_acc - max_loss and acc > best_acc:
-                best, best_acc, why = m, acc, f"{m} mAP50 {acc:.3f} vs fused {f_acc:.3f}"
+            bound = v.get("loss_upper", [float("nan")] * (len(edges) - 1))[b]
+            if n >= min_frames and acc == acc and bound <= max_loss and acc > best_acc:
+                best, best_acc, why = m, acc, f"{m} mAP50 {acc:.3f} vs fused {f_acc:.3f}, loss <= {bound:.3f}"
+            elif n >= min_frames and acc == acc and acc >= f_acc - max_loss and best == "fused":
+                why = (f"fused mAP50 {f_acc:.3f}: {m} {acc:.3f} is close, but its loss bound is "
+                       + (f"{bound:.3f}" if bound == bound else "unmeasured"))
         modes.append(best)
         reasons.append(why)
     return Routes(edges, tuple(modes), tuple(reasons))

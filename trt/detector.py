@@ -40,12 +40,14 @@ class Detector:
     def device(self) -> torch.device:
         return self.engine.device
 
-    def prepare(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
-        """uint8 rgb (n,3,H,W) + ir (n,1,h,w) on any device → engine inputs on the engine's device + geometry."""
+    def prepare(self, rgb: torch.Tensor, ir: torch.Tensor, *, nv12: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
+        """uint8 rgb (n,3,H,W) (nv12: (n,1,H*3/2,W)) + ir (n,1,h,w) on any device → engine inputs on the engine's
+        device + geometry."""
         dev = self.device
         rgb = rgb.to(dev, non_blocking=True)  # pinned host batches upload asynchronously
         ir = ir.to(dev, non_blocking=True)
-        return letterbox(rgb, ir, size=self.size, dtype=getattr(self.engine, "dtype", torch.float32))
+        return letterbox(rgb, ir, size=self.size, dtype=getattr(self.engine, "dtype", torch.float32), nv12=nv12)
 
     @torch.inference_mode()
     def infer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -65,13 +67,14 @@ class Detector:
         return torch.cat(parts) if parts else torch.zeros((0, 7), device=self.device)
 
     @torch.inference_mode()
-    def detect(self, rgb: torch.Tensor, ir: torch.Tensor) -> np.ndarray:
-        """uint8 tensors → (K, 7) float32 numpy: frame index, x1, y1, x2, y2 (source RGB pixels), score, class."""
+    def detect(self, rgb: torch.Tensor, ir: torch.Tensor, *, nv12: bool = False) -> np.ndarray:
+        """uint8 tensors (as `prepare` takes) → (K, 7) float32 numpy: frame index, x1, y1, x2, y2 (source RGB
+        pixels), score, class."""
         if len(rgb) != len(ir):
             raise ValueError(f"got {len(rgb)} RGB frames and {len(ir)} IR frames: pairs must match")
         if not len(rgb):
             return np.zeros((0, 7), np.float32)
-        x, y, lb = self.prepare(rgb, ir)
+        x, y, lb = self.prepare(rgb, ir, nv12=nv12)
         flat = self.infer(x, y)
         flat[:, 1:5] = lb.to_source(flat[:, 1:5])
         return flat.cpu().numpy().astype(np.float32)  # the one host copy

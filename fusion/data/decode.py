@@ -5,8 +5,11 @@
         ...
 
 `data` is RGB (n, 3, H, W) or IR (n, 1, H, W) uint8: in pinned host memory for PyAV (when a GPU will take it),
-on the GPU for NVDEC. Times are seconds relative to the stream's own start. A batch never mixes resolutions: a
-stream whose size changes mid-way yields a new batch at the change. PyNvVideoCodec needs an NVIDIA driver, so it
+on the GPU for NVDEC. NVDEC can also hand RGB over as NV12 (`nv12=True`: data (n, 1, H * 3/2, W), the luma plane
+over the interleaved half-resolution chroma, `FrameBatch.nv12` set): colour is then converted after the letterbox
+downscale (`fusion.data.letterbox`), on a quarter of the pixels, instead of at full resolution by the library.
+Times are seconds relative to the stream's own start. A batch never mixes resolutions: a stream whose size
+changes mid-way yields a new batch at the change. PyNvVideoCodec needs an NVIDIA driver, so it
 is imported only when the NVDEC backend is asked for (optional extra `fusedet[nvdec]`).
 """
 
@@ -32,7 +35,8 @@ Backend = Literal["pyav", "nvdec"]
 @dataclass(frozen=True)
 class FrameBatch:
     t: np.ndarray  # (n,) float64 seconds from the stream start
-    data: torch.Tensor  # (n, 3, H, W) RGB or (n, 1, H, W) IR, uint8
+    data: torch.Tensor  # (n, 3, H, W) RGB or (n, 1, H, W) IR, uint8; NV12 RGB: (n, 1, H * 3/2, W)
+    nv12: bool = False
 
 
 class Decoder(Protocol):
@@ -68,12 +72,14 @@ def resolve_backend(requested: Literal["auto", "pyav", "nvdec"], device: torch.d
 
 
 def open_decoder(uri: str, *, backend: Backend, gray: bool, device: torch.device,
-                 storage_options: dict | None = None, threads: int = 0, pool: NvdecPool | None = None) -> Decoder:
-    """A decoder for `uri`; NVDEC decoders come from `pool` (re-pointed at the new file) when one is given."""
+                 storage_options: dict | None = None, threads: int = 0, pool: NvdecPool | None = None,
+                 nv12: bool = False) -> Decoder:
+    """A decoder for `uri`; NVDEC decoders come from `pool` (re-pointed at the new file, with the pool's `nv12`)
+    when one is given. `nv12`: NVDEC RGB as NV12 (PyAV always gives RGB planes)."""
     if backend == "nvdec":
         if pool is not None:
             return pool.open(uri, gray=gray, storage_options=storage_options)
-        return NvdecDecoder(uri, gray=gray, device=device, storage_options=storage_options)
+        return NvdecDecoder(uri, gray=gray, device=device, storage_options=storage_options, nv12=nv12)
     return PyAVDecoder(uri, gray=gray, pin=device.type == "cuda", storage_options=storage_options, threads=threads)
 
 
@@ -121,22 +127,24 @@ def decode_stream(device: torch.device, *, high_priority: bool) -> torch.cuda.St
 
 
 class NvdecDecoder:
-    """GPU decode with NVDEC. RGB comes as planar RGB from the library's own conversion kernel; IR as the luma
-    plane of NV12, expanded from video range (16-235) to full range like FFmpeg's gray output."""
+    """GPU decode with NVDEC. RGB comes as planar RGB from the library's own conversion kernel, or as NV12
+    (`nv12`); IR as the luma plane of NV12, expanded from video range (16-235) to full range like FFmpeg's gray
+    output."""
 
     backend = "nvdec"
 
     def __init__(self, uri: str, *, gray: bool, device: torch.device, storage_options: dict | None,
-                 pool: NvdecPool | None = None, high_priority: bool = True):
+                 pool: NvdecPool | None = None, high_priority: bool = True, nv12: bool = False):
         import PyNvVideoCodec as nvc
 
         self.gray, self.device, self.pool = gray, device, pool
+        self.nv12 = nv12 and not gray
         # The session's own (non-blocking) stream. The library's default is the legacy default stream, which
         # serialises with everything torch runs there: on the H100 every decoder waited behind the engine's batches.
         self.stream = decode_stream(device, high_priority=high_priority)
         self.dec = None
         self._file = None
-        self._color = nvc.OutputColorType.NATIVE if gray else nvc.OutputColorType.RGBP
+        self._color = nvc.OutputColorType.NATIVE if gray or self.nv12 else nvc.OutputColorType.RGBP
         self.point_at(uri, storage_options)
 
     def point_at(self, uri: str, storage_options: dict | None) -> None:
@@ -188,9 +196,11 @@ class NvdecDecoder:
                 if self.gray:
                     y = torch.stack([p[: self.height] for p in planes]).unsqueeze(1).float()  # (n, 1, H, W)
                     data = ((y - 16) * (255 / 219)).round_().clamp_(0, 255).to(torch.uint8)
+                elif self.nv12:
+                    data = torch.stack([_nv12(p, self.height) for p in planes]).unsqueeze(1)  # (n, 1, H*3/2, W)
                 else:
                     data = torch.stack(planes)  # (n, 3, H, W)
-                yield FrameBatch(np.arange(i, i + len(got)) / self.fps, data)
+                yield FrameBatch(np.arange(i, i + len(got)) / self.fps, data, nv12=self.nv12)
                 i += len(got)
         except VideoError:
             raise
@@ -211,6 +221,15 @@ class NvdecDecoder:
             self.dec = None
 
 
+def _nv12(plane: torch.Tensor, height: int) -> torch.Tensor:
+    """One NATIVE surface (rows, W) → (H + ceil(H/2), W): luma rows then chroma rows, without any alignment rows
+    the decoder may keep below either plane (luma takes two thirds of the surface)."""
+    luma_rows = plane.shape[0] * 2 // 3
+    if luma_rows == height:
+        return plane
+    return torch.cat([plane[:height], plane[luma_rows:luma_rows + (height + 1) // 2]])
+
+
 def _planes(frames: list, reader: torch.cuda.Stream) -> list[torch.Tensor]:
     """Decoded frames → CUDA tensor views, ordered after the decoder's work on `reader` (the DLPack stream
     argument). One `__dlpack__(stream=)` call per frame: `torch.from_dlpack(frame)` first tries the DLPack 1.0
@@ -228,8 +247,8 @@ class NvdecPool:
     """Idle NVDEC sessions of one actor, re-pointed at the next file instead of being created anew (a thread takes
     one, decodes its chunk, gives it back). Object-storage sources get their own session: re-pointing takes a path."""
 
-    def __init__(self, device: torch.device, *, high_priority: bool = True):
-        self.device, self.high_priority = device, high_priority
+    def __init__(self, device: torch.device, *, high_priority: bool = True, nv12: bool = False):
+        self.device, self.high_priority, self.nv12 = device, high_priority, nv12
         self._idle: dict[bool, list[NvdecDecoder]] = {False: [], True: []}
         self._lock = threading.Lock()
 
@@ -238,7 +257,7 @@ class NvdecPool:
             dec = self._idle[gray].pop() if self._idle[gray] else None
         if dec is None:
             return NvdecDecoder(uri, gray=gray, device=self.device, storage_options=storage_options, pool=self,
-                                high_priority=self.high_priority)
+                                high_priority=self.high_priority, nv12=self.nv12)
         try:
             dec.point_at(uri, storage_options)
         except VideoError:

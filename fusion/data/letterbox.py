@@ -3,6 +3,10 @@
 Sizes are (W, H) everywhere. Frames are uint8 tensors, RGB (B, 3, h0, w0) and IR (B, 1, h1, w1), on any device;
 the IR is registered onto the RGB grid by resizing it to the letterboxed RGB content (rigs are aligned up to a
 small shift, which the models are trained to tolerate). Padding is grey 114, as in ultralytics.
+
+RGB may also arrive as NV12 from NVDEC, (B, 1, H * 3/2, W): the luma and the half-resolution chroma planes are
+each resized to the letterboxed content and converted to RGB there (BT.601, video range: what FFmpeg assumes for
+untagged H.264 and what the PyAV path gives), so colour conversion touches a quarter of the source pixels.
 """
 
 from __future__ import annotations
@@ -61,14 +65,47 @@ def _fit(x: torch.Tensor, lb: Letterbox, size: tuple[int, int], dtype: torch.dty
     return F.pad(x, pad, value=PAD / 255).to(dtype)
 
 
-def letterbox(rgb: torch.Tensor, ir: torch.Tensor, *, size: tuple[int, int], dtype: torch.dtype = torch.float32
-              ) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
-    """rgb (B,3,h0,w0) + ir (B,1,h1,w1) uint8 → x (B,3,H,W), y (B,1,H,W) in [0,1], and the geometry."""
-    if rgb.ndim != 4 or rgb.shape[1] != 3 or ir.ndim != 4 or ir.shape[1] != 1 or len(rgb) != len(ir):
-        raise ValueError(f"letterbox: expected rgb (B,3,H,W) and ir (B,1,H,W), got {tuple(rgb.shape)} and "
+def letterbox(rgb: torch.Tensor, ir: torch.Tensor, *, size: tuple[int, int], dtype: torch.dtype = torch.float32,
+              nv12: bool = False) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
+    """rgb (B,3,h0,w0) + ir (B,1,h1,w1) uint8 → x (B,3,H,W), y (B,1,H,W) in [0,1], and the geometry.
+    nv12: rgb is (B,1,h0*3/2,w0) NV12 instead."""
+    c, rows = (1, rgb.shape[-2] * 2 // 3) if nv12 else (3, rgb.shape[-2])
+    if rgb.ndim != 4 or rgb.shape[1] != c or ir.ndim != 4 or ir.shape[1] != 1 or len(rgb) != len(ir):
+        want = "(B,1,H*3/2,W) NV12" if nv12 else "(B,3,H,W)"
+        raise ValueError(f"letterbox: expected rgb {want} and ir (B,1,H,W), got {tuple(rgb.shape)} and "
                          f"{tuple(ir.shape)}")
-    lb = geometry((rgb.shape[-1], rgb.shape[-2]), size)
-    return _fit(rgb, lb, size, dtype), _fit(ir, lb, size, dtype), lb
+    lb = geometry((rgb.shape[-1], rows), size)
+    x = _fit_nv12(rgb, rows, lb, size, dtype) if nv12 else _fit(rgb, lb, size, dtype)
+    return x, _fit(ir, lb, size, dtype), lb
+
+
+# BT.601 video range → RGB in [0, 1]: R = Y' + 1.402 V', G = Y' - 0.344 U' - 0.714 V', B = Y' + 1.772 U', where
+# Y' = (Y - 16) / 219 and U', V' = (C - 128) / 224 (C, Y in 0..255).
+_CHROMA = ((0.0, 1.402), (-0.344136, -0.714136), (1.772, 0.0))
+
+
+def _fit_nv12(nv12: torch.Tensor, rows: int, lb: Letterbox, size: tuple[int, int], dtype: torch.dtype
+              ) -> torch.Tensor:
+    """(B, 1, H*3/2, W) NV12 uint8 → (B, 3, H', W') RGB `dtype` in [0, 1]: both planes resized to the content,
+    converted there, then padded."""
+    W, H = size
+    B, w0 = len(nv12), nv12.shape[-1]
+    nw, nh = round(lb.src_w * lb.scale), round(lb.src_h * lb.scale)
+    work = dtype if nv12.is_cuda else torch.float32
+
+    def resize(p: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) uint8 → (B, C, nh, nw) `work` in [0, 1]
+        p = p.to(work).div_(255)
+        if (p.shape[-2], p.shape[-1]) == (nh, nw):
+            return p
+        return F.interpolate(p, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < p.shape[-2])
+
+    y = resize(nv12[:, :, :rows])  # (B, 1, nh, nw)
+    uv = nv12[:, 0, rows:rows + (rows + 1) // 2].reshape(B, (rows + 1) // 2, w0 // 2, 2).permute(0, 3, 1, 2)
+    uv = resize(uv).sub_(128 / 255).mul_(255 / 224)  # (B, 2, nh, nw): U', V'
+    y = y.sub_(16 / 255).mul_(255 / 219)
+    rgb = torch.cat([y + cu * uv[:, :1] + cv * uv[:, 1:] for cu, cv in _CHROMA], 1).clamp_(0, 1)
+    pad = (lb.pad_x, W - nw - lb.pad_x, lb.pad_y, H - nh - lb.pad_y)
+    return F.pad(rgb, pad, value=PAD / 255).to(dtype)
 
 
 def frames_to_tensors(rgb: Sequence[np.ndarray], ir: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,8 +13,13 @@ EDGES = [0.0, 0.1, 0.2, 0.3, 1.0]
 CFG = ModalityConfig(hysteresis=0.02, min_dwell_s=2.0, smoothing_s=0.0)
 
 
-def meta(acc, frames=200):
-    return {"edges": EDGES, "mAP50": acc, "frames": [frames] * len(acc)}
+def meta(acc, frames=200, bound=None):
+    """Validated figures; `bound`: the loss bounds of a cheaper engine (default: its point loss + 0.0005)."""
+    fused = [0.90, 0.95, 0.97, 0.98]
+    m = {"edges": EDGES, "mAP50": acc, "frames": [frames] * len(acc)}
+    if acc != fused:
+        m["loss_upper"] = bound if bound is not None else [f - a + 0.0005 for f, a in zip(fused, acc, strict=True)]
+    return m
 
 
 # night, dusk, dim day, day: IR as good as fused at night, RGB in the two brightest bins
@@ -40,6 +45,19 @@ def test_routes_take_a_cheaper_engine_only_within_max_loss():
 def test_without_validated_figures_everything_stays_fused(validated, why):
     routes = build_routes(validated, max_loss=0.005, min_frames=50)
     assert routes.only_fused and why in " ".join(routes.reasons)
+
+
+@pytest.mark.parametrize(("bound", "why"), [([0.02, 0.2, 0.2, 0.2], "loss bound is 0.020"),
+                                            (None, "loss bound is unmeasured")])
+def test_a_cheaper_engine_equal_on_average_but_not_surely_is_not_chosen(bound, why):
+    """IR's point estimate at night is within max_loss, but its bootstrap bound (clips resampled) is not, or the
+    model carries no bound at all (stamped before bounds existed): fused."""
+    ir = meta([0.899, 0.80, 0.70, 0.60], bound=bound or [0.0] * 4)
+    if bound is None:
+        del ir["loss_upper"]
+    routes = build_routes({**VALIDATED, "ir": ir}, max_loss=0.005, min_frames=50)
+    assert routes.modes[0] == "fused" and why in routes.reasons[0]
+    assert routes.modes[2:] == ("rgb", "rgb")  # the other bins keep their proven route
 
 
 @pytest.mark.parametrize(("value", "mode"), [(0.05, "ir"), (0.15, "fused"), (0.25, "rgb"), (0.5, "rgb")])

@@ -54,6 +54,14 @@ def test_pieces_split_where_the_resolution_changes_and_repeated_timestamps_are_d
     assert [p.rgb.shape[-1] for p in pieces] == [4, 6] and c.paired == 20 and c.out_of_order == 1
 
 
+def test_nv12_pieces_keep_their_layout_and_the_frames_size():
+    nv12 = (FrameBatch(b.t, b.data, nv12=True) for b in _stream(np.arange(10) / 25, shape=(1, 6, 4)))
+    pieces, c = _pair(nv12, _stream(np.arange(10) / 25, shape=(1, 2, 2)), size=4)
+    assert c.paired == 10 and all(p.nv12 and p.size == (4, 4) for p in pieces)  # 6 NV12 rows: 4 of luma
+    rgb_pieces, _ = _pair(_stream(np.arange(10) / 25, shape=(3, 4, 4)), _stream(np.arange(10) / 25, shape=(1, 2, 2)))
+    assert not any(p.nv12 for p in rgb_pieces) and rgb_pieces[0].size == (4, 4)
+
+
 class _Echo:
     """A stand-in engine that tags each frame's single detection with the frame's mean value."""
 

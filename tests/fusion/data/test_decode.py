@@ -58,18 +58,47 @@ def test_missing_file_is_a_video_error_naming_it(tmp_path):
 needs_nvdec = pytest.mark.skipif(bool(nvdec_available()), reason=f"NVDEC unavailable: {nvdec_available()}")
 
 
-@pytest.mark.gpu
-@needs_nvdec
-def test_nvdec_frames_and_detections_match_pyav(tmp_path):
+def _street(tmp_path) -> tuple[str, str]:
     from fusion.data.generate import write_clip
     from fusion.data.scene import Illumination, SceneConfig
-    from trt.detector import Detector
-    from trt.engine import EngineSpec, load_engine
 
     rgb, ir = str(tmp_path / "v_rgb.mp4"), str(tmp_path / "v_ir.mp4")
     write_clip(rgb_url=rgb, ir_url=ir, gt_url=str(tmp_path / "gt.parquet"), seed=11, seconds=4, fps=25,
                config=SceneConfig(rgb_size=(1280, 1024), ir_size=(640, 512)), light_from=Illumination(0.4),
                light_to=Illumination(0.4))
+    return rgb, ir
+
+
+def _detector():
+    from trt.detector import Detector
+    from trt.engine import EngineSpec, load_engine
+
+    return Detector(load_engine(EngineSpec(backend="torch", model="models/mid_n.pt", precision="fp16",
+                                           device="cuda:0", max_batch=16)), conf=0.25)
+
+
+def _assert_same_detections(da: np.ndarray, db: np.ndarray, frames: int) -> None:
+    from torchvision.ops import box_iou
+
+    best = []
+    for i in range(frames):
+        a, b = da[da[:, 0] == i], db[db[:, 0] == i]
+        a = a[a[:, 5] > 0.5]  # confident boxes must be found by both; borderline ones may flip
+        if len(a):
+            iou = box_iou(torch.from_numpy(a[:, 1:5]), torch.from_numpy(b[:, 1:5])) if len(b) else torch.zeros(1, 1)
+            frame_best = iou.max(1).values
+            # Per frame: every confident box found again, and the boxes agree (mean IoU >= 0.9). One box of a
+            # crowded group may move more: on the H200 the worst was 0.87, in a frame whose other boxes were >= 0.97.
+            assert (frame_best >= 0.5).all() and frame_best.mean() >= 0.9, (i, a, b)
+            best.append(frame_best)
+    best = torch.cat(best)
+    assert len(best) >= frames and (best >= 0.9).float().mean() >= 0.95, best  # a street: several people per frame
+
+
+@pytest.mark.gpu
+@needs_nvdec
+def test_nvdec_frames_and_detections_match_pyav(tmp_path):
+    rgb, ir = _street(tmp_path)
     cuda = torch.device("cuda:0")
     frames = {}
     for backend in ("pyav", "nvdec"):
@@ -85,24 +114,32 @@ def test_nvdec_frames_and_detections_match_pyav(tmp_path):
     assert xa.shape == xb.shape == (38, 3, 1024, 1280) and ya.shape == yb.shape == (38, 1, 512, 640)
     assert (xa.float() - xb.float()).abs().mean() < 2.0  # two H.264 decoders, two colour converters
     assert (ya.float() - yb.float()).abs().mean() < 2.0
-    det = Detector(load_engine(EngineSpec(backend="torch", model="models/mid_n.pt", precision="fp16",
-                                          device="cuda:0", max_batch=16)), conf=0.25)
-    da, db = det.detect(xa, ya), det.detect(xb, yb)
-    from torchvision.ops import box_iou
+    det = _detector()
+    _assert_same_detections(det.detect(xa, ya), det.detect(xb, yb), len(ta))
 
-    best = []
-    for i in range(len(ta)):
-        a, b = da[da[:, 0] == i], db[db[:, 0] == i]
-        a = a[a[:, 5] > 0.5]  # confident boxes must be found by both; borderline ones may flip
-        if len(a):
-            iou = box_iou(torch.from_numpy(a[:, 1:5]), torch.from_numpy(b[:, 1:5])) if len(b) else torch.zeros(1, 1)
-            frame_best = iou.max(1).values
-            # Per frame: every confident box found again, and the boxes agree (mean IoU >= 0.9). One box of a
-            # crowded group may move more: on the H200 the worst was 0.87, in a frame whose other boxes were >= 0.97.
-            assert (frame_best >= 0.5).all() and frame_best.mean() >= 0.9, (i, a, b)
-            best.append(frame_best)
-    best = torch.cat(best)
-    assert len(best) >= 38 and (best >= 0.9).float().mean() >= 0.95, best  # a street: several people per frame
+
+@pytest.mark.gpu
+@needs_nvdec
+def test_nvdec_nv12_model_inputs_and_detections_match_pyav(tmp_path):
+    from fusion.data.decode import NvdecPool
+
+    rgb, ir = _street(tmp_path)
+    cuda = torch.device("cuda:0")
+    ref = [b for b in open_decoder(rgb, backend="pyav", gray=False, device=cuda).read(1.48, 3.0, batch=16)]
+    got = [b for b in open_decoder(rgb, backend="nvdec", gray=False, device=cuda,
+                                   pool=NvdecPool(cuda, nv12=True)).read(1.48, 3.0, batch=16)]
+    y = torch.cat([b.data for b in open_decoder(ir, backend="pyav", gray=True, device=cuda).read(
+        1.48, 3.0, batch=16)]).to(cuda)
+    x_ref, x12 = torch.cat([b.data for b in ref]).to(cuda), torch.cat([b.data for b in got])
+    np.testing.assert_allclose(np.concatenate([b.t for b in ref]), np.concatenate([b.t for b in got]), atol=1e-6)
+    assert all(b.nv12 for b in got) and not any(b.nv12 for b in ref)
+    assert x12.shape == (38, 1, 1536, 1280) and x12.is_cuda
+    det = _detector()
+    a, _, lb_a = det.prepare(x_ref, y)
+    b, _, lb_b = det.prepare(x12, y, nv12=True)
+    assert lb_a == lb_b and a.shape == b.shape == (38, 3, 512, 640)
+    assert (a.float() - b.float()).abs().mean() * 255 < 2.5  # another decoder, conversion after the downscale
+    _assert_same_detections(det.detect(x_ref, y), det.detect(x12, y, nv12=True), len(x_ref))
 
 
 @pytest.mark.gpu

@@ -58,3 +58,44 @@ def test_letterbox_rejects_unpaired_shapes_with_a_message():
     x, y = frames_to_tensors([np.zeros((64, 64, 3), np.uint8)], [np.zeros((32, 32), np.uint8)])
     with pytest.raises(ValueError, match="expected rgb"):
         letterbox(x, y[:, :, None], size=(64, 64))
+
+
+@pytest.mark.parametrize("size", [(1280, 1024), (1280, 720)])
+def test_nv12_letterbox_matches_the_rgb_one_from_the_same_decode(tmp_path, size):
+    """NVDEC can hand RGB over as NV12: converting after the downscale must give what FFmpeg's RGB gives."""
+    import av
+    import cv2
+
+    from fusion.data.video import write_video
+    from jobs.modality import brightness_batch
+
+    rng = np.random.default_rng(3)
+    w, h = size
+    # smooth colour fields with sharp edges: chroma subsampling and the resize both matter
+    frames = [cv2.resize(rng.integers(0, 256, (h // 32, w // 32, 3), dtype=np.uint8), size,
+                         interpolation=cv2.INTER_NEAREST if k % 2 else cv2.INTER_CUBIC) for k in range(4)]
+    write_video(str(tmp_path / "c.mp4"), frames, fps=25, crf=12)
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        decoded = list(c.decode(video=0))
+    rgb = torch.from_numpy(np.stack([f.to_ndarray(format="rgb24") for f in decoded])).permute(0, 3, 1, 2)
+    nv12 = torch.from_numpy(np.stack([f.to_ndarray(format="nv12") for f in decoded])).unsqueeze(1)
+    assert nv12.shape == (4, 1, h * 3 // 2, w)
+    ir = torch.zeros((4, 1, h // 2, w // 2), dtype=torch.uint8)
+    x, _, lb = letterbox(rgb, ir, size=(640, 512))
+    x12, y12, lb12 = letterbox(nv12, ir, size=(640, 512), nv12=True)
+    assert lb12 == lb and x12.shape == x.shape and y12.shape == (4, 1, 512, 640)
+    diff = (x12 - x).abs() * 255
+    # FFmpeg's own conversion truncates (its RGB is 1-1.7 levels darker than the exact BT.601 inverse) and
+    # upsamples chroma its own way (these sharp colour edges: 2.1 levels in all; a street scene: 1.2; swapped
+    # chroma planes or another matrix: tens)
+    assert diff.mean() < 2.5 and ((x12 - x) * 255).mean(dim=(0, 2, 3)).abs().max() < 2.0, diff.mean()
+    if lb.pad_y:
+        assert torch.allclose(x12[:, :, : lb.pad_y], torch.tensor(114 / 255))  # bars stay the letterbox grey
+    # brightness from the luma plane is the luminance of the RGB frames
+    np.testing.assert_allclose(brightness_batch(nv12, nv12=True), brightness_batch(rgb), atol=0.01)
+
+
+def test_nv12_letterbox_rejects_rgb_planes():
+    with pytest.raises(ValueError, match="NV12"):
+        letterbox(torch.zeros((1, 3, 64, 64), dtype=torch.uint8), torch.zeros((1, 1, 32, 32), dtype=torch.uint8),
+                  size=(64, 64), nv12=True)
