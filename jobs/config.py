@@ -40,8 +40,9 @@ class DecodeConfig:
     pair_tolerance_s: float = 0.0  # an RGB and an IR frame pair when their times (each relative to its own
     #                                stream's start) differ by at most this; 0 = half an RGB frame period
     high_priority: bool = True  # GPU: decoder and chunk streams run before the engine's (see decode_stream)
-    nvdec_rgb: Literal["rgbp", "nv12"] = "rgbp"  # NVDEC's RGB hand-over: planar RGB converted by the library at
-    #   full resolution, or NV12 converted after the letterbox downscale (fusion.data.letterbox; README: Benchmarks)
+    nvdec_rgb: Literal["nv12", "rgbp"] = "nv12"  # NVDEC's RGB hand-over: NV12, converted after the letterbox
+    #   downscale (fusion.data.letterbox), or planar RGB converted by the library at full resolution (2,260 vs
+    #   1,768 pairs/s, same job and run on an H200: README, Benchmarks)
 
     def __post_init__(self) -> None:
         if self.threads < 0 or self.pair_tolerance_s < 0:
