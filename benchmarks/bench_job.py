@@ -162,24 +162,27 @@ def _decode_worker(args) -> int:
     return n
 
 
+def nvdec_rate(chunks: list, *, procs: int, threads: int, batch: int, nv12: bool) -> dict:
+    """Decode-only through NVDEC: `chunks` split over `procs` fresh processes × `threads` chunk threads, after a
+    two-chunk warm-up per process (CUDA init, first sessions)."""
+    parts = [chunks[i::procs] for i in range(procs)]
+    with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_decode_worker, [(p[:2], "nvdec", 2, batch, True, nv12) for p in parts]))
+        t0 = time.perf_counter()
+        n = sum(pool.map(_decode_worker, [(p, "nvdec", threads, batch, True, nv12) for p in parts]))
+        dt = time.perf_counter() - t0
+    return {"pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1), "threads_per_proc": threads}
+
+
 def decode(cfg: BenchJobConfig) -> dict:
     from fusion.data.decode import nvdec_available
 
     res = {}
     all_chunks = _chunks(cfg)
-    ctx = mp.get_context("spawn")
     runs = [(1, False), (2, False)] + [(2, True)] * ("nv12" in cfg.at_best)  # (processes, NV12 RGB)
     for procs, nv12 in runs if not nvdec_available() else ():
-        parts = [all_chunks[i::procs] for i in range(procs)]
-        with ProcessPoolExecutor(procs, mp_context=ctx) as pool:
-            list(pool.map(_decode_worker, [(p[:2], "nvdec", 2, cfg.batch, True, nv12) for p in parts]))  # CUDA init
-            t0 = time.perf_counter()
-            n = sum(pool.map(_decode_worker, [(p, "nvdec", cfg.chunks_in_flight, cfg.batch, True, nv12)
-                                              for p in parts]))
-            dt = time.perf_counter() - t0
-        res[f"nvdec_{procs}proc" + ("_nv12" if nv12 else "")] = {
-            "pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1),
-            "threads_per_proc": cfg.chunks_in_flight}
+        res[f"nvdec_{procs}proc" + ("_nv12" if nv12 else "")] = nvdec_rate(
+            all_chunks, procs=procs, threads=cfg.chunks_in_flight, batch=cfg.batch, nv12=nv12)
         _save(cfg, "decode", res)
     sub = _chunks(cfg, cfg.pyav_pairs)
     t0 = time.perf_counter()

@@ -11,16 +11,13 @@ Each variant runs the job's own decode + pairing code (`bench_job._decode_worker
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.bench_job import BenchJobConfig, _chunks, _decode_worker  # noqa: E402  (after the path)
+from benchmarks.bench_job import BenchJobConfig, _chunks, nvdec_rate  # noqa: E402  (after the path)
 
 
 @dataclass(frozen=True)
@@ -40,14 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         chunks = _chunks(BenchJobConfig(pairs=cfg.pairs))
         res = {}
         for procs, threads, nv12 in cfg.variants:
-            parts = [chunks[i::procs] for i in range(procs)]
-            with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
-                list(pool.map(_decode_worker, [(p[:2], "nvdec", 2, cfg.batch, True, nv12) for p in parts]))
-                t0 = time.perf_counter()
-                n = sum(pool.map(_decode_worker, [(p, "nvdec", threads, cfg.batch, True, nv12) for p in parts]))
-                dt = time.perf_counter() - t0
             name = f"nvdec_{procs}proc_{threads}threads" + ("_nv12" if nv12 else "")
-            res[name] = {"pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1)}
+            res[name] = nvdec_rate(chunks, procs=procs, threads=threads, batch=cfg.batch, nv12=nv12)
             print(name, res[name], flush=True)
             Path(cfg.out).write_text(json.dumps(res, indent=1) + "\n")
         return 0
