@@ -4,6 +4,9 @@ policy the job derives from those figures against always-fused / always-RGB / al
     .venv/bin/python benchmarks/eval_adaptive.py [stamp=true clips=4 seconds=10]
     → benchmarks/results/adaptive.json, docs/adaptive_timeline.png; with stamp=true the shipped models carry the
       validated figures (checkpoint key `validated`, ONNX metadata `fusedet.validated`)
+    .venv/bin/python benchmarks/eval_adaptive.py val_data=<LLVIP or YOLOFuse folder> clips=0 stamp=true \
+        models=<folder with mid_n, rgb_n, ir_n .pt + .onnx> out=<json>
+    → the same validation on your own labelled pairs (your cameras), stamped into your copies of the models
 
 1. Validation clips (seed `val_seed`, day↔night ramps): each engine (fused, RGB-only, IR-only; ONNX Runtime CPU,
    the shipped models) runs on every frame; frames are binned by the job's own brightness measure and mAP50 per bin
@@ -46,7 +49,19 @@ class EvalSpec:
     edges: tuple[float, ...] = (0.0, 0.06, 0.1, 0.14, 0.2, 0.28, 1.0)  # brightness bins
     max_loss: float = 0.005  # as the job's modality.max_loss default
     min_frames: tuple[int, ...] = (300, 50)  # routes with the job's default (first) and with a lax setting
-    stamp: bool = False  # write the validated figures into models/{mid,rgb,ir}_n.{pt,onnx}
+    stamp: bool = False  # write the validated figures into <models>/{mid,rgb,ir}_n.{pt,onnx}
+    models: str = "models"  # the folder of the three models (checkpoint + ONNX each) to validate and stamp
+    val_data: str = ""  # a labelled LLVIP / YOLOFuse folder (your own cameras) to validate on instead of clips
+    val_split: str = "test"  # val_data's split (LLVIP: visible/<split>; YOLOFuse: images/<split>, "" = none)
+    group: int = 100  # val_data: this many consecutive pairs (sorted by name) count as one clip in the bootstrap
+
+    def __post_init__(self) -> None:
+        from fusion.config import ConfigError
+
+        if not self.val_data and not (self.val_clips or self.clips):
+            raise ConfigError("eval_adaptive: nothing to validate on: set clips, val_clips or val_data")
+        if self.group < 1 or self.resamples < 1 or self.clips < 0 or self.val_clips < 0:
+            raise ConfigError("eval_adaptive: group, resamples >= 1 and clips, val_clips >= 0")
     cache: str = ""  # .pt file of per-frame matches: reused when the spec and models match (re-deciding is cheap)
     resamples: int = 400  # bootstrap resamples of the validation clips per bin
     min_clips: int = 3  # clips a bin needs before its loss bound means anything (else the bin stays fused)
@@ -69,19 +84,56 @@ def gpu_ms_per_pair() -> dict[str, float]:
     return {m: pick(name) for m, name in MODELS.items()}
 
 
+def _detectors(spec: EvalSpec) -> dict:
+    from trt.detector import Detector
+    from trt.runtime_onnx import OnnxRuntimeEngine
+
+    return {m: Detector(OnnxRuntimeEngine(Path(spec.models) / f"{n}.onnx"), size=spec.size, conf=0.001, iou=0.6)
+            for m, n in MODELS.items()}
+
+
+def _rows(outs: dict[str, np.ndarray], boxes: torch.Tensor, cls: torch.Tensor) -> dict:
+    """One frame's detections per engine ((N, 6) x1 y1 x2 y2 score class) → its matches, as `summarize` takes."""
+    from fusion.evaluate import match
+
+    rows = {}
+    for m, out in outs.items():
+        d = torch.from_numpy(out)
+        rows[m] = (match(d, boxes, cls), d[:, 4].numpy(), d[:, 5].numpy(), cls.numpy())
+    return rows
+
+
+def run_pairs(spec: EvalSpec) -> list[dict]:
+    """Frames of a labelled paired dataset (`val_data`), as run_clips gives them; runs of `group` consecutive pairs
+    (sorted by name: the frames of one camera and time) stand in for clips."""
+    from fusion.data.layouts import read_dataset
+    from fusion.data.pairs import FolderPairs
+    from jobs.modality import brightness
+
+    ds = read_dataset(spec.val_data, split=spec.val_split)
+    if not len(ds):
+        raise FileNotFoundError(f"val_data={spec.val_data}: no labelled pairs in split {spec.val_split!r}")
+    ds.samples.sort(key=lambda s: s.stem)
+    pairs, dets = FolderPairs(ds), _detectors(spec)
+    frames = []
+    for i in range(len(pairs)):
+        rgb, ir, boxes, classes, _ = pairs.raw(i)
+        outs = {m: d([rgb], [ir])[0] for m, d in dets.items()}
+        rows = _rows(outs, torch.from_numpy(boxes).float(), torch.from_numpy(classes))
+        frames.append({"clip": i // spec.group, "i": i, "t": 0.0, "brightness": brightness(rgb).mean,
+                       "light": float("nan"), "rows": rows})
+    return frames
+
+
 def run_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
     """Frames of `clips` generated clips: brightness, light, and each engine's matches against the ground truth
     (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes)."""
     from fusion.data.generate import write_clip
     from fusion.data.scene import Illumination, SceneConfig
     from fusion.data.video import VideoReader
-    from fusion.evaluate import match
     from jobs.modality import brightness
-    from trt.detector import Detector
-    from trt.runtime_onnx import OnnxRuntimeEngine
 
-    dets = {m: Detector(OnnxRuntimeEngine(ROOT / f"models/{n}.onnx"), size=spec.size, conf=0.001, iou=0.6)
-            for m, n in MODELS.items()}
+    dets = _detectors(spec)
     frames = []
     for k in range(clips):
         day, night = Illumination(0.9), Illumination(0.02)
@@ -98,11 +150,7 @@ def run_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
             g = gt[gt.frame_idx == i]
             light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
             boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(), dtype=torch.float32)
-            cls = torch.tensor(g.class_id.to_numpy())
-            rows = {}
-            for m in outs:
-                d = torch.from_numpy(outs[m][i])
-                rows[m] = (match(d, boxes, cls), d[:, 4].numpy(), d[:, 5].numpy(), cls.numpy())
+            rows = _rows({m: o[i] for m, o in outs.items()}, boxes, torch.tensor(g.class_id.to_numpy()))
             frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
                            "rows": rows})
     return frames
@@ -119,7 +167,7 @@ def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
 
     h = hashlib.sha256(repr((seed, clips, spec.seconds, spec.fps, spec.size)).encode())
     for n in MODELS.values():
-        h.update(onnx.load(str(ROOT / f"models/{n}.onnx")).graph.SerializeToString())
+        h.update(onnx.load(str(Path(spec.models) / f"{n}.onnx")).graph.SerializeToString())
     path = Path(spec.cache).with_suffix(f".{seed}.{h.hexdigest()[:12]}.pt")
     if path.exists():
         return torch.load(path, weights_only=False)
@@ -175,7 +223,7 @@ def validate(frames: list[dict], spec: EvalSpec) -> dict[str, dict]:
     return out
 
 
-def stamp(validated: dict[str, dict], source: str) -> None:
+def stamp(validated: dict[str, dict], source: str, models: str) -> None:
     """Write each engine's figures into its checkpoint and ONNX (metadata travels to engines and the job)."""
     import onnx
 
@@ -183,13 +231,13 @@ def stamp(validated: dict[str, dict], source: str) -> None:
 
     for m, name in MODELS.items():
         blob = json.dumps(validated[m] | {"source": source})
-        ckpt_path = ROOT / f"models/{name}.pt"
+        ckpt_path = Path(models) / f"{name}.pt"
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         ckpt["validated"] = blob
         torch.save(ckpt, ckpt_path)
-        model = onnx.load(str(ROOT / f"models/{name}.onnx"))
+        model = onnx.load(str(Path(models) / f"{name}.onnx"))
         set_metadata(model, "fusedet.validated", blob)
-        onnx.save(model, str(ROOT / f"models/{name}.onnx"))
+        onnx.save(model, str(Path(models) / f"{name}.onnx"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,14 +250,25 @@ def main(argv: list[str] | None = None) -> int:
         _, spec = parse_args(EvalSpec, args)
         gpu = gpu_ms_per_pair()
         with tempfile.TemporaryDirectory() as tmp:
-            val = cached_clips(spec, spec.val_seed, spec.val_clips or spec.clips, tmp)
+            val = run_pairs(spec) if spec.val_data else cached_clips(spec, spec.val_seed, spec.val_clips or spec.clips,
+                                                                     tmp)
             validated = validate(val, spec)
             routes = {n: build_routes(validated, max_loss=spec.max_loss, min_frames=n) for n in spec.min_frames}
-            test = cached_clips(spec, spec.seed, spec.clips, tmp)
+            test = cached_clips(spec, spec.seed, spec.clips, tmp) if spec.clips else []
         if spec.stamp:
-            stamp(validated, f"benchmarks/eval_adaptive.py: {spec.val_clips or spec.clips} clips of {spec.seconds:g} "
-                             f"s, seed {spec.val_seed}, {spec.size[0]}x{spec.size[1]}, conf 0.001, "
-                             f"{spec.resamples} clip resamples")
+            what = (f"{len(val)} pairs of {spec.val_data} (split {spec.val_split!r}, groups of {spec.group})"
+                    if spec.val_data else f"{spec.val_clips or spec.clips} clips of {spec.seconds:g} s, seed "
+                                          f"{spec.val_seed}")
+            stamp(validated, f"benchmarks/eval_adaptive.py: {what}, {spec.size[0]}x{spec.size[1]}, conf 0.001, "
+                             f"{spec.resamples} clip resamples", spec.models)
+        for n, r in routes.items():
+            print(f"routes (min_frames={n}):", r.text())
+        summary = {"spec": asdict(spec), "validated": validated,
+                   "routes": {n: {"edges": list(r.edges), "modes": list(r.modes), "why": list(r.reasons)}
+                              for n, r in routes.items()}}
+        if not test:  # validation (and stamping) only
+            Path(spec.out).write_text(json.dumps(summary, indent=1, default=float) + "\n")
+            return 0
         choices = {}
         for n, r in routes.items():  # the job's own policy, per clip in time order
             policy = ModalityConfig(max_loss=spec.max_loss, min_frames=n)
@@ -219,10 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                     f[f"adaptive{n}"] = p.update(f["t"], f["brightness"])
             choices[f"adaptive, min_frames={n}"] = lambda f, n=n: f[f"adaptive{n}"]
         choices |= {"always fused": lambda f: "fused", "always rgb": lambda f: "rgb", "always ir": lambda f: "ir"}
-        result = {"spec": asdict(spec), "gpu_ms_per_pair_h100": gpu, "validated": validated,
-                  "test_by_bin": validate(test, spec),  # the same figures on the test clips: did validation hold?
-                  "routes": {n: {"edges": list(r.edges), "modes": list(r.modes), "why": list(r.reasons)}
-                             for n, r in routes.items()}, "policies": {}}
+        result = summary | {"gpu_ms_per_pair_h100": gpu, "policies": {},
+                            "test_by_bin": validate(test, spec)}  # the same figures on the test clips: did they hold?
         for name, pick in choices.items():
             res = {sl: _map([f for f in test if sl == "overall" or _slice(f["light"]) == sl], pick)
                    for sl in ("overall", "day", "dusk", "night")}
@@ -236,8 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         Path(spec.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
         lax = spec.min_frames[-1]
         _plot(test, spec, routes[lax], f"adaptive{lax}")
-        for n, r in routes.items():
-            print(f"routes (min_frames={n}):", r.text())
         print(f"{'policy':28} {'mAP50':>6} {'day':>6} {'dusk':>6} {'night':>6} {'GPU ms':>7} {'saving':>7} "
               f"{'loss pt':>7}")
         for name, r in result["policies"].items():
@@ -246,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['mAP50_loss_pt_vs_fused']:7.2f}")
         return 0
 
-    return cli_main(run, argv, doc=__doc__, config=EvalSpec)
+    from fusion.data.layouts import DatasetError
+
+    return cli_main(run, argv, doc=__doc__, config=EvalSpec, errors=(DatasetError,))
 
 
 def _slice(light: float) -> str:

@@ -1,0 +1,51 @@
+"""An operator validates the adaptive routes on labelled pairs from their own cameras and stamps their copies of
+the models (`benchmarks/eval_adaptive.py val_data=...`): the figures land in the models' metadata, the job's
+preflight reads them back, and the shipped models are left alone."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from fusion.data.generate import DatasetSpec, write_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validating_on_your_own_pairs_stamps_your_models(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.eval_adaptive import main
+    from jobs.preflight import model_meta
+
+    data = tmp_path / "cams"
+    write_dataset(DatasetSpec(out=str(data), n=12, layout="llvip", split="test", seed=9, rgb_size=(320, 256),
+                              ir_size=(160, 128), workers=1))
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("mid_n", "rgb_n", "ir_n"):
+        for ext in (".pt", ".onnx"):
+            shutil.copy(ROOT / "models" / f"{name}{ext}", models / f"{name}{ext}")
+    shipped = (ROOT / "models" / "mid_n.onnx").read_bytes()
+    out = tmp_path / "routes.json"
+    assert main([f"val_data={data}", "clips=0", "stamp=true", f"models={models}", f"out={out}", "group=4",
+                 "resamples=20", "min_clips=2", "size=[320,256]"]) == 0
+    result = json.loads(out.read_text())
+    fused, rgb = result["validated"]["fused"], result["validated"]["rgb"]
+    assert sum(fused["frames"]) == 12 and max(fused["clips"]) <= 3  # 12 pairs in groups of 4
+    assert len(rgb["loss_upper"]) == len(fused["edges"]) - 1 and "loss_upper" not in fused
+    assert all(m == "fused" for r in result["routes"].values() for m in r["modes"])  # 12 pairs prove nothing
+    for f in (models / "mid_n.onnx", models / "mid_n.pt"):
+        _, validated = model_meta(f)
+        assert validated["frames"] == fused["frames"] and str(data) in validated["source"]
+    assert (ROOT / "models" / "mid_n.onnx").read_bytes() == shipped
+
+
+def test_nothing_to_validate_on_is_a_one_line_error(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.eval_adaptive import main
+
+    assert main(["clips=0"]) == 2
+    assert "nothing to validate on" in capsys.readouterr().err
+    assert main([f"val_data={tmp_path}/nope", "clips=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{tmp_path}/nope" in err and len(err.splitlines()) == 1
