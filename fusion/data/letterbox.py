@@ -90,6 +90,9 @@ def _fit_nv12(nv12: torch.Tensor, rows: int, lb: Letterbox, size: tuple[int, int
     converted there, then padded."""
     W, H = size
     B, w0 = len(nv12), nv12.shape[-1]
+    if w0 % 2:  # interleaved chroma pairs: an odd width has no whole last pair
+        raise ValueError(f"letterbox: NV12 frames of odd width {w0}: decode them as planar RGB "
+                         "(decode.nvdec_rgb=rgbp)")
     nw, nh = round(lb.src_w * lb.scale), round(lb.src_h * lb.scale)
     work = dtype if nv12.is_cuda else torch.float32
 

@@ -95,7 +95,9 @@ def test_nv12_letterbox_matches_the_rgb_one_from_the_same_decode(tmp_path, size)
     np.testing.assert_allclose(brightness_batch(nv12, nv12=True), brightness_batch(rgb), atol=0.01)
 
 
-def test_nv12_letterbox_rejects_rgb_planes():
+def test_nv12_letterbox_rejects_rgb_planes_and_odd_widths():
+    ir = torch.zeros((1, 1, 32, 32), dtype=torch.uint8)
     with pytest.raises(ValueError, match="NV12"):
-        letterbox(torch.zeros((1, 3, 64, 64), dtype=torch.uint8), torch.zeros((1, 1, 32, 32), dtype=torch.uint8),
-                  size=(64, 64), nv12=True)
+        letterbox(torch.zeros((1, 3, 64, 64), dtype=torch.uint8), ir, size=(64, 64), nv12=True)
+    with pytest.raises(ValueError, match="odd width 63"):
+        letterbox(torch.zeros((1, 1, 96, 63), dtype=torch.uint8), ir, size=(64, 64), nv12=True)
