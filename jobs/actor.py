@@ -32,7 +32,6 @@ from jobs.modality import ModePolicy, brightness_batch
 from jobs.paths import Layout
 from jobs.pipeline import BatchRunner, PairCounts, chunk_stream, pair_frames
 from jobs.plan import Chunk
-from jobs.routing import FUSED_ONLY, build_routes
 from jobs.storage import StorageError, filesystem, valid_parquet, with_retry, write_bytes, write_parquet
 from jobs.tables import ChunkFrames
 from jobs.tracking import ID_STRIDE, TrackWorker, track_ids
@@ -118,17 +117,18 @@ class ChunkDetector:
             self._tracker_cls = ray.remote(num_cpus=0)(TrackWorker).options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=True))
             self._trackers = [self._tracker_cls.remote() for _ in range(n_track)]  # start while the engines compile
-        self.specs = engine_specs(self.cfg, device)
+        from jobs.preflight import check_models  # (preflight builds on this module's engine_specs)
+
+        # The routes come from the model files' metadata, as the driver's preflight read them: engines no route
+        # uses are never loaded (with routes that are fused everywhere, adaptive costs one engine, not three).
+        _, self.routes = check_models(self.cfg)
+        if self.cfg.modality.mode == "adaptive":
+            log.info("adaptive routes: %s", self.routes.text())
+        used = {*self.routes.modes, "fused"} if self.cfg.modality.mode == "adaptive" else {self.cfg.modality.mode}
+        self.specs = {k: s for k, s in engine_specs(self.cfg, device).items() if k in used}
         self.detectors = {m: Detector(load_engine(s), size=s.size, conf=e.conf, iou=e.iou)
                           for m, s in self.specs.items()}
         self.classes = self.detectors[next(iter(self.detectors))].classes
-        m = self.cfg.modality
-        self.routes = build_routes({k: getattr(d.engine, "validated", None) for k, d in self.detectors.items()},
-                                   max_loss=m.max_loss, min_frames=m.min_frames) if m.mode == "adaptive" else FUSED_ONLY
-        if m.mode == "adaptive":
-            log.info("adaptive routes: %s", self.routes.text())
-            used = {*self.routes.modes, "fused"}  # engines no route uses are dropped before they are warmed up
-            self.detectors = {k: d for k, d in self.detectors.items() if k in used}
         c = self.cfg.cluster
         self._decode_slots = threading.BoundedSemaphore(c.decoding_chunks or c.chunks_in_flight)
         self.runner = BatchRunner(self.detectors, batch=e.batch, max_queue=2 * c.chunks_in_flight + 2)
