@@ -1,5 +1,6 @@
 """The job at decoder speed? One run on one GPU machine: archive → decode ceilings → engine ceiling → the real job.
 Every figure comes from this one run (the device runs one script per call); GPU sampling: benchmarks/gpu_sampler.py.
+One file over 400 lines on purpose: the stages share one archive, config and result file, and one device call runs it.
 
     python benchmarks/bench_job.py [out=benchmarks/results/bench_job.json work=/tmp/fusedet-bench pairs=10800]
 

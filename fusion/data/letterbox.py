@@ -52,17 +52,25 @@ def geometry(src: tuple[int, int], size: tuple[int, int]) -> Letterbox:
     return Letterbox(s, (W - nw) // 2, (H - nh) // 2, w0, h0)
 
 
-def _fit(x: torch.Tensor, lb: Letterbox, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """(B, C, h, w) uint8 → (B, C, H, W) `dtype` in [0, 1]: resize to the letterboxed content, pad."""
-    W, H = size
+def _resize(x: torch.Tensor, lb: Letterbox, dtype: torch.dtype) -> torch.Tensor:
+    """(B, C, h, w) uint8 → (B, C, nh, nw) in [0, 1]: the letterboxed content's size. Interpolates in fp32 on the
+    CPU (no fp16 kernels there), in `dtype` on the GPU."""
     nw, nh = round(lb.src_w * lb.scale), round(lb.src_h * lb.scale)
-    # Interpolate in fp32 on the CPU (no fp16 kernels there), in `dtype` on the GPU.
-    work = dtype if x.is_cuda else torch.float32
-    x = x.to(work).div_(255)
+    x = x.to(dtype if x.is_cuda else torch.float32).div_(255)
     if (x.shape[-2], x.shape[-1]) != (nh, nw):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < x.shape[-2])
-    pad = (lb.pad_x, W - nw - lb.pad_x, lb.pad_y, H - nh - lb.pad_y)
-    return F.pad(x, pad, value=PAD / 255).to(dtype)
+    return x
+
+
+def _pad(x: torch.Tensor, lb: Letterbox, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """(B, C, nh, nw) content → (B, C, H, W) `dtype`, grey bars around it."""
+    (W, H), (nh, nw) = size, x.shape[-2:]
+    return F.pad(x, (lb.pad_x, W - nw - lb.pad_x, lb.pad_y, H - nh - lb.pad_y), value=PAD / 255).to(dtype)
+
+
+def _fit(x: torch.Tensor, lb: Letterbox, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """(B, C, h, w) uint8 → (B, C, H, W) `dtype` in [0, 1]: resize to the letterboxed content, pad."""
+    return _pad(_resize(x, lb, dtype), lb, size, dtype)
 
 
 def letterbox(rgb: torch.Tensor, ir: torch.Tensor, *, size: tuple[int, int], dtype: torch.dtype = torch.float32,
@@ -88,27 +96,16 @@ def _fit_nv12(nv12: torch.Tensor, rows: int, lb: Letterbox, size: tuple[int, int
               ) -> torch.Tensor:
     """(B, 1, H*3/2, W) NV12 uint8 → (B, 3, H', W') RGB `dtype` in [0, 1]: both planes resized to the content,
     converted there, then padded."""
-    W, H = size
     B, w0 = len(nv12), nv12.shape[-1]
     if w0 % 2:  # interleaved chroma pairs: an odd width has no whole last pair
         raise ValueError(f"letterbox: NV12 frames of odd width {w0}: decode them as planar RGB "
                          "(decode.nvdec_rgb=rgbp)")
-    nw, nh = round(lb.src_w * lb.scale), round(lb.src_h * lb.scale)
-    work = dtype if nv12.is_cuda else torch.float32
-
-    def resize(p: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) uint8 → (B, C, nh, nw) `work` in [0, 1]
-        p = p.to(work).div_(255)
-        if (p.shape[-2], p.shape[-1]) == (nh, nw):
-            return p
-        return F.interpolate(p, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < p.shape[-2])
-
-    y = resize(nv12[:, :, :rows])  # (B, 1, nh, nw)
+    y = _resize(nv12[:, :, :rows], lb, dtype)  # (B, 1, nh, nw)
     uv = nv12[:, 0, rows:rows + (rows + 1) // 2].reshape(B, (rows + 1) // 2, w0 // 2, 2).permute(0, 3, 1, 2)
-    uv = resize(uv).sub_(128 / 255).mul_(255 / 224)  # (B, 2, nh, nw): U', V'
+    uv = _resize(uv, lb, dtype).sub_(128 / 255).mul_(255 / 224)  # (B, 2, nh, nw): U', V'
     y = y.sub_(16 / 255).mul_(255 / 219)
     rgb = torch.cat([y + cu * uv[:, :1] + cv * uv[:, 1:] for cu, cv in _CHROMA], 1).clamp_(0, 1)
-    pad = (lb.pad_x, W - nw - lb.pad_x, lb.pad_y, H - nh - lb.pad_y)
-    return F.pad(rgb, pad, value=PAD / 255).to(dtype)
+    return _pad(rgb, lb, size, dtype)
 
 
 def frames_to_tensors(rgb: Sequence[np.ndarray], ir: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
