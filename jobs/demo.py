@@ -7,6 +7,8 @@ the shipped mid-fusion model) → Parquet → one DuckDB query. What `make demo`
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -42,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Parquet: {cfg.output.path}/detections/ and {cfg.output.path}/frames/ (camera_id=/date= partitions)")
     print("\nDuckDB: detections per camera per hour")
     print(connect(cfg.output.path).sql(CANNED["per_camera_hour"]))
-    print(f"More: python -m jobs.query {cfg.output.path} --canned night_persons | --plot demo-output/plots")
+    print("More (the README's querying section has the rest):")
+    plots = Path(cfg.output.path).with_name("plots")
+    python = os.path.relpath(sys.executable)  # .venv/bin/python under `make demo`: what the README uses
+    python = sys.executable if python.startswith("..") else python
+    for hint in ("canned=night_persons", f"plot={plots}"):  # quoted: a user's output path may hold spaces
+        print("  $ " + shlex.join([python, "-m", "jobs.query", cfg.output.path, hint]))
     return 0
 
 

@@ -99,7 +99,9 @@ def preflight(cfg: JobConfig) -> tuple[tuple[str, ...], Routes]:
     classes, routes = check_models(cfg)
     check_output(cfg)
     if cfg.modality.mode == "adaptive" and routes.only_fused:
-        log.warning("adaptive: every brightness routes to the fused engine (%s)", routes.reasons[0])
+        # Not routes.reasons[0]: the first bin's reason (often "no validation frames") misreads as the whole story.
+        log.warning("adaptive: no cheaper engine is validated within modality.max_loss=%g of the fused model at any "
+                    "brightness, so every frame runs fused; per bin: %s", cfg.modality.max_loss, routes.text())
     elif cfg.modality.mode == "adaptive":
         log.info("adaptive routes: %s", routes.text())
     return classes, routes

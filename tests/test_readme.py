@@ -55,6 +55,13 @@ def test_every_readme_command_runs_as_written(project):
         ran.append(cmd)
         if run.returncode != 0:
             failures.append(f"$ {cmd}\n(exit {run.returncode})\n{(run.stdout + run.stderr)[-2500:]}")
+        if cmd.startswith("make demo"):  # the demo ends with commands to try next: they run as printed, too
+            hints = re.findall(r"^  \$ (.+)$", run.stdout, re.M)
+            failures += [] if hints else ["make demo printed no commands to try next"]
+            for hint in hints:
+                h = subprocess.run(["bash", "-c", hint], cwd=project, capture_output=True, text=True, timeout=300)
+                if h.returncode != 0:
+                    failures.append(f"$ {hint}  (printed by make demo)\n(exit {h.returncode})\n{h.stderr[-1500:]}")
     assert not failures, "\n\n".join(failures)
     assert any(c.startswith("make demo") for c in ran) and any("ray job submit" in c for c in ran)
     # What the commands promise: the demo's output, a report, a clip, and one actor per GPU node on the cluster.
