@@ -55,6 +55,7 @@ class BenchJobConfig:
     at_best: tuple[str, ...] = ("adaptive", "no_tracking")  # job stage, at the best fused configuration (or
     #   normal_priority: decode.high_priority=false; nv12: decode.nvdec_rgb=nv12, with its decode ceiling too)
     more_in_flight: tuple[int, ...] = ()  # job stage: the best actor count again with these many chunks in flight
+    repeat: int = 1  # job stage: all its runs this many times, interleaved (run-to-run spread next to differences)
     actors: tuple[int, ...] = (1, 2)  # actors sharing the one GPU (4 measured slower: results/bench_job_h100_run3.json)
     pyav_pairs: int = 1200  # PyAV is slow: its ceiling is measured on a prefix of the archive
     engines: tuple[str, ...] = ("mid_n",)  # models timed in the engine stage (rgb_n, ir_n: the adaptive engines)
@@ -297,13 +298,14 @@ def job(cfg: BenchJobConfig) -> dict:
     after = {"adaptive": ("adaptive", None, None, True, ""), "no_tracking": ("fused", None, None, False, ""),
              "normal_priority": ("fused", None, None, True, "decode.high_priority=false"),
              "nv12": ("fused", None, None, True, "decode.nvdec_rgb=nv12")}
-    for mode, actors, inflight, tracking, extra in [*runs, *(after[k] for k in cfg.at_best)]:
+    plan = [*runs, *(after[k] for k in cfg.at_best)]
+    for rep, (mode, actors, inflight, tracking, extra) in [(r, p) for r in range(cfg.repeat) for p in plan]:
         best = max((r for r in res.values() if r.get("mode") == "fused"), key=lambda r: r["processing_pairs_per_s"],
                    default={})
         actors = actors or best["actors"]
         inflight = inflight or best["chunks_in_flight"]
         name = (f"{mode}_{actors}actor_{inflight}inflight" + ("" if tracking else "_no_tracking")
-                + (f"_{extra.split('.')[-1]}" if extra else ""))  # e.g. _high_priority=false
+                + (f"_{extra.split('.')[-1]}" if extra else "") + (f"_r{rep + 1}" if rep else ""))  # _r2: repeat
         out = Path(cfg.work) / f"out_{name}"
         shutil.rmtree(out, ignore_errors=True)
         jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [

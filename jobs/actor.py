@@ -281,7 +281,9 @@ class ChunkDetector:
         """The policy's state before `start`, from the keyframes of a short look-back (cheap: no other frame)."""
         m = self.cfg.modality
         lookback = m.min_dwell_s + 3 * m.smoothing_s
-        if m.mode != "adaptive" or start <= 0 or lookback <= 0:
+        # One engine for every brightness (the shipped models' routes): the state cannot change a frame's engine, so
+        # the extra open + keyframe decode per chunk would be adaptive's only cost over fused (bench_job run 15).
+        if m.mode != "adaptive" or start <= 0 or lookback <= 0 or len(set(self.routes.modes)) == 1:
             return
         try:
             with VideoReader.open(chunk.rgb_uri, storage_options=self.cfg.input.storage_options) as r:
