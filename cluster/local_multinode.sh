@@ -28,12 +28,13 @@ export PATH="$(dirname "$RAY"):$PATH"
 
 stop_cluster() {
   "$PY" - "$tmp" "$port" <<'PYEOF'
-import os, sys, psutil
+import os, re, sys, psutil
 tmp, port = sys.argv[1], sys.argv[2]
+own_dir = re.compile(re.escape(tmp) + r"(?![0-9])")  # its dirs (the head's, the workers' w1, w2 ...), not port 63901's
 me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
 
 def ours(args):  # the cluster's temp dir, or its GCS address given to a helper (the client server)
-    return any(tmp in a or (a.startswith(("--address=", "--gcs-address=", "--gcs_address="))
+    return any(own_dir.search(a) or (a.startswith(("--address=", "--gcs-address=", "--gcs_address="))
                             and a.endswith(f":{port}")) for a in args)
 
 roots = [p for p in psutil.process_iter(["cmdline"]) if p.pid not in me and ours(p.info["cmdline"] or [])]
@@ -61,9 +62,13 @@ case "$cmd" in
     "$RAY" start --head --node-ip-address=127.0.0.1 --port="$port" --num-cpus=0 --num-gpus=0 \
       --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$dash" --disable-usage-stats \
       --temp-dir="$tmp" >/dev/null
-    for _ in $(seq 1 "$workers"); do
+    # Each worker node gets its own temp dir (and agent HTTP port): nodes of one host sharing the head's session dir
+    # share runtime_resources/, where one node's runtime-env agent deleted the job's working_dir while another
+    # node's actor was starting in it (seen in the README test: "cd: .../_ray_pkg_...: No such file or directory",
+    # the second actor never started). On a real cluster every node has its own disk.
+    for i in $(seq 1 "$workers"); do
       "$RAY" start --address="127.0.0.1:$port" --node-ip-address=127.0.0.1 --num-cpus=2 --num-gpus="$gpus" \
-        --disable-usage-stats >/dev/null
+        --temp-dir="$tmp/w$i" --dashboard-agent-listen-port=$((port + 100 + i)) --disable-usage-stats >/dev/null
     done
     # `ray start` returns before the head's job agent is up, and a `ray job submit` made then fails ("No available
     # agent to submit job"): wait until the cluster accepts a no-op job, so the next command works as written.
