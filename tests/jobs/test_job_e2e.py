@@ -159,6 +159,25 @@ def test_adaptive_modality_column_is_the_policy_on_the_validated_routes(ray_clus
     switches = [i for i in range(1, len(modes)) if modes[i] != modes[i - 1]]
     assert all(b - a >= 2.0 * 25 for a, b in itertools.pairwise(switches))  # no flicker
 
+    # A later chunk's policy starts from the keyframes of its look-back window, where the routes differ by
+    # brightness; where one engine serves every brightness the look-back is skipped (nothing it could change).
+    from jobs.routing import Routes
+
+    m, start = ModalityConfig(), 6.0
+    window = (start - (m.min_dwell_s + 3 * m.smoothing_s), start)
+    actor.routes = Routes((0.0, 0.3, 1.0), ("ir", "rgb"), ("test", "test"))
+    warmed, replay = ModePolicy(m, actor.routes), ModePolicy(m, actor.routes)
+    actor._warm_policy(chunk, warmed, start)
+    keys = list(VideoReader(paths["rgb.mp4"]).frames(*window, keyframes_only=True))
+    assert keys and all(window[0] - 0.02 <= t < start for t, _ in keys)
+    for t, img in keys:
+        replay.update(t, brightness(img).mean)
+    assert warmed.mode == replay.mode and warmed.smoothed == pytest.approx(replay.smoothed, abs=1e-6)
+    actor.routes = Routes((0.0, 1.0), ("fused",), ("test",))
+    skipped = ModePolicy(m, actor.routes)
+    actor._warm_policy(chunk, skipped, start)
+    assert skipped.smoothed is None
+
 
 def test_query_cli_canned_plots_and_render(first_run, s3_endpoint, tmp_path, capsys, monkeypatch):
     import s3fs
