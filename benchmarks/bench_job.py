@@ -1,14 +1,14 @@
 """The job at decoder speed? One run on one GPU machine: archive → decode ceilings → engine ceiling → the real job.
 Every figure comes from this one run (the device runs one script per call); GPU sampling: benchmarks/gpu_sampler.py.
-One file over 400 lines on purpose: the stages share one archive, config and result file, and one device call runs it.
 
     python benchmarks/bench_job.py [out=benchmarks/results/bench_job.json work=/tmp/fusedet-bench pairs=10800]
 
 Stages, all in this one process and run, on the same archive:
   generate  12 distinct paired clips (RGB 1280x1024 + IR 640x512, textured H.264 from the project's generator; half
             day→night, half night→day), copied to `pairs` pairs, with a manifest.
-  decode    decode-only ceilings with the job's own decode + pairing code and no inference: NVDEC (1 and 2 processes,
-            `chunks_in_flight` chunk threads each, as the actors run them) and PyAV on the CPU (16 threads).
+  decode    decode-only ceilings (`benchmarks/decode_rates.py`: the job's own decode + pairing code, no inference):
+            NVDEC (1 and 2 processes, `chunks_in_flight` chunk threads each, as the actors run them) and PyAV on the
+            CPU (16 threads).
   engine    engine-only ceiling: the fused model, torch fp16 + channels_last + torch.compile (CUDA graphs), inputs on
             the GPU, batch `batch`.
   actor     the actor's own code without Ray Data (a local Ray only for its tracking actors): one ChunkDetector in
@@ -36,7 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.gpu_sampler import GpuSampler  # noqa: E402  (after the path: run as a script)
+from benchmarks.decode_rates import archive_chunks, decode_worker, nvdec_rate  # noqa: E402  (after the path: a script)
+from benchmarks.gpu_sampler import GpuSampler  # noqa: E402
 from benchmarks.profilers import kernel_profiler, py_spy, write_kernels  # noqa: E402
 
 
@@ -108,87 +109,19 @@ def generate(cfg: BenchJobConfig) -> dict:
             "total_s": round(time.perf_counter() - t0, 1)}
 
 
-def _chunks(cfg: BenchJobConfig, limit: int | None = None):
-    from jobs.config import InputConfig, RetryConfig
-    from jobs.manifest import list_pairs
-    from jobs.plan import plan_pair
-
-    pairs, _ = list_pairs(InputConfig(archive=str(Path(cfg.work) / "archive")), RetryConfig())
-    chunks = [c for p in pairs for c in plan_pair(p, cfg.chunk_seconds, {}, RetryConfig()).chunks]
-    out, n = [], 0
-    for c in chunks:
-        if limit is not None and n >= limit:
-            break
-        out.append(c)
-        n += c.end - c.first
-    return out
-
-
-_POOL = None
-
-
-def _decode_worker(args) -> int:
-    """Decode + pair chunks in `threads` threads (as one actor does, without inference) → pairs."""
-    import torch
-
-    from fusion.data.decode import NvdecPool, open_decoder
-    from jobs.pipeline import PairCounts, chunk_stream, pair_frames
-
-    chunks, backend, threads, batch, *rest = args
-    high = rest[0] if rest else True  # decode.high_priority (probe_contention.py compares both)
-    nv12 = len(rest) > 1 and rest[1]  # decode.nvdec_rgb=nv12
-    device = torch.device("cuda:0" if backend == "nvdec" else "cpu")
-    global _POOL
-    if backend == "nvdec" and (_POOL is None or (_POOL.high_priority, _POOL.nv12) != (high, nv12)):
-        _POOL = NvdecPool(device, high_priority=high, nv12=nv12)  # as an actor: sessions re-pointed at each file
-    pool = _POOL if backend == "nvdec" else None
-
-    def one(c) -> int:
-        if backend == "nvdec":  # a fresh thread each call: its own stream, as the actor's chunk threads have
-            torch.cuda.set_stream(chunk_stream(device, high_priority=high))
-        counts = PairCounts()
-        rgb = open_decoder(c.rgb_uri, backend=backend, gray=False, device=device, pool=pool)
-        ir = open_decoder(c.ir_uri, backend=backend, gray=True, device=device, pool=pool)
-        tol = 0.5 / c.fps
-        for _ in pair_frames(rgb.read(c.start_s, c.end_s, batch=batch), ir.read(c.start_s, c.end_s + tol, batch=batch),
-                             start=c.start_s, end=c.end_s, tol=tol, size=batch, counts=counts):
-            pass
-        rgb.close()
-        ir.close()
-        return counts.paired
-
-    with ThreadPoolExecutor(threads) as workers:
-        n = sum(workers.map(one, chunks))
-    if backend == "nvdec":
-        torch.cuda.synchronize()
-    return n
-
-
-def nvdec_rate(chunks: list, *, procs: int, threads: int, batch: int, nv12: bool) -> dict:
-    """Decode-only through NVDEC: `chunks` split over `procs` fresh processes × `threads` chunk threads, after a
-    two-chunk warm-up per process (CUDA init, first sessions)."""
-    parts = [chunks[i::procs] for i in range(procs)]
-    with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
-        list(pool.map(_decode_worker, [(p[:2], "nvdec", 2, batch, True, nv12) for p in parts]))
-        t0 = time.perf_counter()
-        n = sum(pool.map(_decode_worker, [(p, "nvdec", threads, batch, True, nv12) for p in parts]))
-        dt = time.perf_counter() - t0
-    return {"pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1), "threads_per_proc": threads}
-
-
 def decode(cfg: BenchJobConfig) -> dict:
     from fusion.data.decode import nvdec_available
 
     res = {}
-    all_chunks = _chunks(cfg)
+    all_chunks = archive_chunks(cfg.work, seconds=cfg.chunk_seconds)
     runs = [(1, False), (2, False)] + [(2, True)] * ("nv12" in cfg.at_best)  # (processes, NV12 RGB)
     for procs, nv12 in runs if not nvdec_available() else ():
         res[f"nvdec_{procs}proc" + ("_nv12" if nv12 else "")] = nvdec_rate(
             all_chunks, procs=procs, threads=cfg.chunks_in_flight, batch=cfg.batch, nv12=nv12)
         _save(cfg, "decode", res)
-    sub = _chunks(cfg, cfg.pyav_pairs)
+    sub = archive_chunks(cfg.work, seconds=cfg.chunk_seconds, limit=cfg.pyav_pairs)
     t0 = time.perf_counter()
-    n = _decode_worker((sub, "pyav", os.cpu_count() or 4, cfg.batch))
+    n = decode_worker((sub, "pyav", os.cpu_count() or 4, cfg.batch))
     dt = time.perf_counter() - t0
     res["pyav_cpu"] = {"pairs": n, "seconds": round(dt, 2), "pairs_per_s": round(n / dt, 1),
                        "threads": os.cpu_count()}
@@ -243,7 +176,7 @@ def _actor_variant(cfg: BenchJobConfig, n: int, switch_ms: float) -> dict:
     from jobs.actor import ChunkDetector
     from jobs.config import JobConfig
 
-    chunks = _chunks(cfg)
+    chunks = archive_chunks(cfg.work, seconds=cfg.chunk_seconds)
     out = Path(cfg.work) / f"out_actor_{n}"
     shutil.rmtree(out, ignore_errors=True)
     jc = load_config(JobConfig, ROOT / "configs" / "job_gpu.yaml", [

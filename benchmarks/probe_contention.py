@@ -18,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.bench_job import BenchJobConfig, _chunks, _decode_worker  # noqa: E402
+from benchmarks.bench_job import BenchJobConfig  # noqa: E402
+from benchmarks.decode_rates import archive_chunks, decode_worker  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _engine_loop(batch: int, rate: float, go, stop, done) -> float:
 def _decode(chunks, high: bool, pool: ProcessPoolExecutor, batch: int, threads: int) -> tuple[int, float]:
     parts = [chunks[i::2] for i in range(2)]
     t0 = time.perf_counter()
-    n = sum(pool.map(_decode_worker, [(p, "nvdec", threads, batch, high) for p in parts]))
+    n = sum(pool.map(decode_worker, [(p, "nvdec", threads, batch, high) for p in parts]))
     return n, time.perf_counter() - t0
 
 
@@ -69,10 +70,10 @@ def run(args: list[str]) -> int:
 
     _, cfg = parse_args(ProbeConfig, args)
     ctx = mp.get_context("spawn")
-    chunks = _chunks(BenchJobConfig(work=cfg.work, batch=cfg.batch), cfg.pairs)
+    chunks = archive_chunks(cfg.work, seconds=BenchJobConfig().chunk_seconds, limit=cfg.pairs)
     res: dict = {"config": asdict(cfg), "command": "python benchmarks/probe_contention.py " + " ".join(args)}
     with ProcessPoolExecutor(2, mp_context=ctx) as decoders:
-        list(decoders.map(_decode_worker, [(chunks[:2], "nvdec", 2, cfg.batch, True)] * 2))  # CUDA init
+        list(decoders.map(decode_worker, [(chunks[:2], "nvdec", 2, cfg.batch, True)] * 2))  # CUDA init
         for engine_rate in (None, *cfg.rates):
             for high in (True, False):
                 name = ("alone" if engine_rate is None else f"engine_{'flat_out' if not engine_rate else engine_rate}"

@@ -4,8 +4,8 @@ the job's best configuration (3 actors x 12 chunks in flight) held back by decod
     python3 benchmarks/probe_decode_ceiling.py out=$OUT/decode_ceiling.json    # after bench_job's generate stage
     → {"nvdec_<procs>proc_<threads>threads[_nv12]": {"pairs", "seconds", "pairs_per_s"}, ...}
 
-Each variant runs the job's own decode + pairing code (`bench_job._decode_worker`) in fresh processes on the archive
-`bench_job` generated (same `pairs`), after a two-chunk warm-up per process.
+Each variant runs the job's own decode + pairing code (`decode_rates.decode_worker`) in fresh processes on the archive
+`bench_job` generated (all its chunks), after a two-chunk warm-up per process.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.bench_job import BenchJobConfig, _chunks, nvdec_rate  # noqa: E402  (after the path)
+from benchmarks.bench_job import BenchJobConfig  # noqa: E402  (after the path)
+from benchmarks.decode_rates import archive_chunks, nvdec_rate  # noqa: E402
 
 
 @dataclass(frozen=True)
 class CeilingConfig:
     out: str = "benchmarks/results/decode_ceiling.json"
-    pairs: int = 43200  # as the bench_job archive in the work folder
     batch: int = 32
     # (processes, chunk threads per process, NV12 RGB)
     variants: tuple[tuple[int, int, bool], ...] = ((3, 12, True), (3, 12, False), (2, 8, True))
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(args: list[str]) -> int:
         _, cfg = parse_args(CeilingConfig, args)
-        chunks = _chunks(BenchJobConfig(pairs=cfg.pairs))
+        bench = BenchJobConfig()
+        chunks = archive_chunks(bench.work, seconds=bench.chunk_seconds)
         res = {}
         for procs, threads, nv12 in cfg.variants:
             name = f"nvdec_{procs}proc_{threads}threads" + ("_nv12" if nv12 else "")

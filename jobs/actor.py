@@ -283,7 +283,7 @@ class ChunkDetector:
         lookback = m.min_dwell_s + 3 * m.smoothing_s
         # One engine for every brightness (the shipped models' routes): the state cannot change a frame's engine, so
         # the extra open + keyframe decode per chunk would be adaptive's only cost over fused (bench_job run 15).
-        if m.mode != "adaptive" or start <= 0 or lookback <= 0 or len(set(self.routes.modes)) == 1:
+        if m.mode != "adaptive" or start <= 0 or lookback <= 0 or self.routes.one_engine:
             return
         try:
             with VideoReader.open(chunk.rgb_uri, storage_options=self.cfg.input.storage_options) as r:

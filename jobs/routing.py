@@ -31,6 +31,11 @@ class Routes:
     def only_fused(self) -> bool:
         return set(self.modes) == {"fused"}
 
+    @property
+    def one_engine(self) -> bool:
+        """Every brightness goes to the same engine: no policy state can change a frame's engine."""
+        return len(set(self.modes)) == 1
+
     def text(self) -> str:
         return "; ".join(f"[{a:.2f}, {b:.2f}): {m} ({r})" for a, b, m, r in
                          zip(self.edges[:-1], self.edges[1:], self.modes, self.reasons, strict=True))
