@@ -53,11 +53,17 @@ def geometry(src: tuple[int, int], size: tuple[int, int]) -> Letterbox:
 
 
 def _resize(x: torch.Tensor, lb: Letterbox, dtype: torch.dtype) -> torch.Tensor:
-    """(B, C, h, w) uint8 → (B, C, nh, nw) in [0, 1]: the letterboxed content's size. Interpolates in fp32 on the
-    CPU (no fp16 kernels there), in `dtype` on the GPU."""
+    """(B, C, h, w) uint8 → (B, C, nh, nw) in [0, 1]: the letterboxed content's size. RGB on the CPU is
+    interpolated as uint8 (torch's SIMD kernel for 3-4 channels, 5-8 × faster than fp32 on a 1280x1024 frame: 3.5
+    against 29 ms on one core; values within 1/255 of it) and the smaller result converted; one-channel frames
+    (slower there as uint8) and the GPU convert to fp32 / `dtype` first."""
     nw, nh = round(lb.src_w * lb.scale), round(lb.src_h * lb.scale)
+    resize = (x.shape[-2], x.shape[-1]) != (nh, nw)
+    if resize and not x.is_cuda and x.shape[1] >= 3:
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < x.shape[-2])
+        return x.to(torch.float32).div_(255)
     x = x.to(dtype if x.is_cuda else torch.float32).div_(255)
-    if (x.shape[-2], x.shape[-1]) != (nh, nw):
+    if resize:
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < x.shape[-2])
     return x
 
