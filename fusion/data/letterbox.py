@@ -59,12 +59,13 @@ def _resize(x: torch.Tensor, lb: Letterbox, dtype: torch.dtype) -> torch.Tensor:
     (slower there as uint8) and the GPU convert to fp32 / `dtype` first."""
     nw, nh = round(lb.src_w * lb.scale), round(lb.src_h * lb.scale)
     resize = (x.shape[-2], x.shape[-1]) != (nh, nw)
-    if resize and not x.is_cuda and x.shape[1] >= 3:
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < x.shape[-2])
-        return x.to(torch.float32).div_(255)
+    uint8_first = resize and not x.is_cuda and x.shape[1] >= 3
+    aa = nh < x.shape[-2]  # downscaling: antialias, as training saw
+    if uint8_first:
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=aa)
     x = x.to(dtype if x.is_cuda else torch.float32).div_(255)
-    if resize:
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < x.shape[-2])
+    if resize and not uint8_first:
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=aa)
     return x
 
 
