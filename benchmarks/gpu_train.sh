@@ -4,8 +4,9 @@
 #   bash benchmarks/gpu_train.sh all 3.5 "mid rgb ir"    # render, train (minutes per model, all at once), evaluate
 #   bash benchmarks/gpu_train.sh prepare                 # only render training + held-out pairs into /tmp/cache
 # Env: N_TRAIN (2800), N_VAL (300), INIT (folder of fusedet checkpoints to fine-tune from, models/; "" = scratch),
-#      WHEELS (.whl). Results under $OUT: <arch>_n.pt (best by held-out mAP50-95, copied as soon as it exists, so a
-#      run cut short still returns its best so far), train_results.json, train_log.txt, mid_pr.png.
+#      WHEELS (.whl), EXTRA (more fusion.train overrides, e.g. "augment.texture=0.3 augment.blur=1.5").
+# Results under $OUT: <arch>_n.pt (best by held-out mAP50-95, copied as soon as it exists, so a run cut short still
+# returns its best so far), train_results.json, train_log.txt, mid_pr.png.
 set -uo pipefail
 PHASE=${1:-all}
 MIN=${2:-3.5}
@@ -31,7 +32,7 @@ echo "prepared in $(( $(date +%s) - t0 )) s"
 pids=()
 for a in $ARCHS; do
   python3 -m fusion.train configs/${a}_n.yaml out=/tmp/runs/$a $DATA workers=3 epochs=300 val_every=2 \
-    time_budget_min=$MIN $( [ -n "$INIT" ] && echo init=$INIT/${a}_n.pt ) > /tmp/train_$a.log 2>&1 &
+    time_budget_min=$MIN $( [ -n "$INIT" ] && echo init=$INIT/${a}_n.pt ) ${EXTRA:-} > /tmp/train_$a.log 2>&1 &
   pids+=($!)
 done
 ( while sleep 15; do for a in $ARCHS; do  # the best so far comes back even if the call is cut short

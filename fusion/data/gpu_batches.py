@@ -8,7 +8,8 @@ The store holds every pair letterboxed to the model size with the deployment's o
 everywhere) as uint8 — (N, 3, H, W) RGB and (N, 1, H, W) IR — plus labels in model pixels. Each step gathers a batch
 of rows (page cache → pinned memory → one upload) and augments on the GPU what the CPU data loader did per image:
 the same flip/zoom for both modalities (one affine grid), an extra IR shift/scale (rig misalignment), photometric
-jitter per modality; boxes go through the same affine and are dropped when mostly cut off.
+jitter per modality, then `fusion.data.appearance` (off by default); boxes go through the same affine and are
+dropped when mostly cut off.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fusion.data.appearance import randomize_appearance
 from fusion.data.letterbox import frames_to_tensors, letterbox
 from fusion.data.pairs import AugmentConfig
 
@@ -158,6 +160,7 @@ def augment(rgb: torch.Tensor, ir: torch.Tensor, lab: torch.Tensor, bidx: torch.
     ig = 1 + _uniform(gen, B, -aug.ir_gain, aug.ir_gain, dev)
     io = _uniform(gen, B, -15, 15, dev) * aug.ir_gain / 255
     ir = (ir * ig[:, None, None, None] + io[:, None, None, None]).clamp_(0, 1)
+    rgb, ir = randomize_appearance(rgb, ir, aug, gen)
     if len(lab):
         ab, sb, txb, tyb = a[bidx], s[bidx], tx[bidx], ty[bidx]
         xs = torch.stack([lab[:, 1], lab[:, 3]], 1) * ab[:, None] + txb[:, None]  # (K, 2)

@@ -2,12 +2,13 @@
 
 One sample: rgb (3,H,W) float [0,1], ir (1,H,W) float [0,1] resized onto the RGB grid, boxes (N,4) xyxy in
 model-input pixels, classes (N,), slice name. Geometry is applied to both modalities together; photometric
-jitter to each on its own; an extra random IR shift/scale teaches robustness to rig misalignment.
+jitter and appearance randomisation (`fusion.data.appearance`) to each on its own; an extra random IR shift/scale
+teaches robustness to rig misalignment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fusion.data.appearance import randomize_appearance
 from fusion.data.layouts import PairedDataset, read_image
 from fusion.data.letterbox import frames_to_tensors, letterbox
 from fusion.data.scene import SLICES, SceneConfig, render_pair, scene_seed
@@ -30,6 +32,44 @@ class AugmentConfig:
     ir_gain: float = 0.2  # IR gain/offset jitter amplitude
     ir_shift: float = 0.02  # extra IR misalignment, fraction of the image size
     ir_scale: float = 0.02  # extra IR relative scale error
+    # Appearance randomisation (fusion.data.appearance), each image its own draw up to these amplitudes. Off by
+    # default: fine-tuning the shipped models with `with_appearance()` found no gain on real photos (README).
+    colour_mix: float = 0.0  # random 3x3 colour mix towards another balance / saturation (0 = off)
+    grey: float = 0.0  # probability of a grey RGB frame
+    texture: float = 0.0  # multiplicative multi-scale noise texture over the frame (IR: half of it)
+    gamma: float = 0.0  # tone curve x ** g, g in [1/(1+gamma), 1+gamma]
+    blur: float = 0.0  # Gaussian blur sigma in model pixels, on half the frames of each modality
+    noise: float = 0.0  # sensor noise standard deviation
+    drop_rgb: float = 0.0  # probability of a near-black RGB frame: the model must find objects in IR alone
+    drop_ir: float = 0.0  # probability of a washed-out IR frame: RGB alone
+
+    def __post_init__(self):
+        for name in ("flip", "grey", "drop_rgb", "drop_ir"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"augment.{name}={getattr(self, name)}: a probability, 0..1")
+        if self.drop_rgb + self.drop_ir > 1:
+            raise ValueError("augment.drop_rgb + augment.drop_ir must not exceed 1")
+        for name in ("scale", "rgb_gain", "ir_gain", "ir_shift", "ir_scale", "colour_mix", "texture", "gamma",
+                     "blur", "noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment.{name}={getattr(self, name)}: must be >= 0")
+
+    @property
+    def appearance(self) -> bool:
+        return any(getattr(self, k) > 0 for k in _APPEARANCE)
+
+    def with_appearance(self) -> AugmentConfig:
+        """The amplitudes of the 2026-12-02 sim-to-real experiment (README, Models and training): on the command line
+        augment.colour_mix=0.35 augment.grey=0.1 augment.texture=0.3 augment.gamma=0.5 augment.blur=1.5
+        augment.noise=0.04 augment.drop_rgb=0.1 augment.drop_ir=0.05."""
+        return replace(self, **_APPEARANCE)
+
+    def without_appearance(self) -> AugmentConfig:
+        return replace(self, **dict.fromkeys(_APPEARANCE, 0.0))
+
+
+_APPEARANCE = {"colour_mix": 0.35, "grey": 0.1, "texture": 0.3, "gamma": 0.5, "blur": 1.5, "noise": 0.04,
+               "drop_rgb": 0.1, "drop_ir": 0.05}
 
 
 class SyntheticPairs(Dataset):
@@ -153,7 +193,9 @@ class TrainPairs(Dataset):
         rgb, ir, boxes, classes = _augment(rgb, ir, boxes, classes, self.aug, rng)
         rgb_t = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).permute(2, 0, 1).float() / 255  # (3,H,W) RGB
         ir_t = torch.from_numpy(ir).unsqueeze(0).float() / 255  # (1, H, W)
-        return rgb_t, ir_t, torch.from_numpy(boxes).float(), torch.from_numpy(classes).long(), slice_
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        rgb_t, ir_t = randomize_appearance(rgb_t[None], ir_t[None], self.aug, gen)  # a batch of one
+        return rgb_t[0], ir_t[0], torch.from_numpy(boxes).float(), torch.from_numpy(classes).long(), slice_
 
 
 def _affine(img: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
