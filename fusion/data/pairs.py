@@ -193,9 +193,10 @@ class TrainPairs(Dataset):
         rgb, ir, boxes, classes = _augment(rgb, ir, boxes, classes, self.aug, rng)
         rgb_t = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).permute(2, 0, 1).float() / 255  # (3,H,W) RGB
         ir_t = torch.from_numpy(ir).unsqueeze(0).float() / 255  # (1, H, W)
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        rgb_t, ir_t = randomize_appearance(rgb_t[None], ir_t[None], self.aug, gen)  # a batch of one
-        return rgb_t[0], ir_t[0], torch.from_numpy(boxes).float(), torch.from_numpy(classes).long(), slice_
+        if self.aug.appearance:
+            gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            rgb_t, ir_t = (t[0] for t in randomize_appearance(rgb_t[None], ir_t[None], self.aug, gen))  # batch of 1
+        return rgb_t, ir_t, torch.from_numpy(boxes).float(), torch.from_numpy(classes).long(), slice_
 
 
 def _affine(img: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -82,3 +82,13 @@ def test_bad_amplitudes_are_one_line_errors_naming_the_key(override, key):
     overrides = [override] + (["augment.drop_ir=0.5"] if key == "drop_ir" else [])
     with pytest.raises(ConfigError, match=key):
         load_config(TrainConfig, None, overrides)
+
+
+def test_the_cpu_loader_draws_appearance_without_moving_boxes():
+    from fusion.data.pairs import SyntheticPairs, TrainPairs
+
+    src = SyntheticPairs(n=1, seed=1, size=(320, 256))
+    plain = TrainPairs(src, size=(320, 256), augment=AugmentConfig())[0]
+    drawn = TrainPairs(src, size=(320, 256), augment=AugmentConfig().with_appearance())[0]
+    torch.testing.assert_close(drawn[2], plain[2])  # the same geometry draws: boxes unchanged
+    assert drawn[0].shape == plain[0].shape and (drawn[0] - plain[0]).abs().mean() > 0.01
