@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,22 +56,21 @@ def _photos() -> dict[str, np.ndarray]:
 
 
 def score(det: np.ndarray, gt: list, classes: tuple[str, ...]) -> dict:
-    """det (N, 6) x1,y1,x2,y2,score,class → found / missed / false boxes per class, greedy by score at IoU 0.5."""
+    """det (N, 6) x1,y1,x2,y2,score,class → per class: hand boxes, found, false boxes; and, for the first class,
+    detected / true box height. The matching is `fusion.evaluate.operating_point`'s (the held-out tables' own)."""
+    from fusion.evaluate import operating_point
+
+    n = len(classes)
+    boxes = torch.tensor([b[1:] for b in gt], dtype=torch.float32).reshape(-1, 4)
+    cls = torch.tensor([classes.index(b[0]) for b in gt])
+    d = torch.from_numpy(det).float().reshape(-1, 6)
+    op = operating_point(d, boxes, cls, conf=0.0, n=n)  # det is already thresholded at the job's conf
     res = {}
     for c, name in enumerate(classes):
-        g = torch.tensor([b[1:] for b in gt if b[0] == name], dtype=torch.float32).reshape(-1, 4)
-        d = det[det[:, 5] == c]
-        d = torch.from_numpy(d[np.argsort(-d[:, 4]), :4]).float()
-        taken, hits, heights = set(), 0, []
-        iou = box_iou(d, g) if len(d) and len(g) else torch.zeros(len(d), len(g))
-        for i in range(len(d)):
-            j = next((int(j) for j in torch.argsort(-iou[i]) if iou[i, j] >= 0.5 and int(j) not in taken), None)
-            if j is not None:
-                taken.add(j)
-                hits += 1
-                heights.append(float((d[i, 3] - d[i, 1]) / (g[j, 3] - g[j, 1])))
-        res[name] = {"true": len(g), "found": hits, "false": len(d) - hits,
-                     "height_ratio": round(float(np.mean(heights)), 3) if heights else None}
+        found = int(op[c])
+        ratio = op[2 * n + 1] / found if c == 0 and found else None
+        res[name] = {"true": int(op[n + c]), "found": found, "false": int((d[:, 5] == c).sum()) - found,
+                     "height_ratio": None if ratio is None else round(float(ratio), 3)}
     return res
 
 

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 _OCTAVES = ((64, 1.0), (16, 0.6), (4, 0.35))  # (cell size in px, weight): stains, fabric folds, weave / grain
 
 
-def _u(gen: torch.Generator, shape, lo: float, hi: float, dev) -> torch.Tensor:
+def uniform(gen: torch.Generator, shape: int | tuple[int, ...], lo: float, hi: float, dev) -> torch.Tensor:
+    """Draws in [lo, hi) of `shape` from `gen` (the augmentations' one source of randomness)."""
     return torch.rand(shape, generator=gen, device=dev) * (hi - lo) + lo
 
 
@@ -61,31 +62,31 @@ def randomize_appearance(rgb: torch.Tensor, ir: torch.Tensor, aug: AugmentConfig
     B, _, H, W = rgb.shape
     dev = rgb.device
     # Colour: a random 3x3 mix towards another balance and saturation; some frames grey (night cameras, IR-cut off).
-    t = _u(gen, (B, 1, 1), 0, aug.colour_mix, dev)
+    t = uniform(gen, (B, 1, 1), 0, aug.colour_mix, dev)
     mix = torch.rand(B, 3, 3, generator=gen, device=dev)
     mix = (1 - t) * torch.eye(3, device=dev) + t * mix / mix.sum(2, keepdim=True)  # rows sum to 1: grey stays grey
     rgb = torch.einsum("bij,bjhw->bihw", mix, rgb)
     grey = torch.rand(B, generator=gen, device=dev) < aug.grey
     rgb = torch.where(grey[:, None, None, None], rgb.mean(1, keepdim=True).expand_as(rgb), rgb)
     # Texture: multiplicative multi-scale noise over everything, mostly shared by the colour channels.
-    a = _u(gen, (B, 1, 1, 1), 0, aug.texture, dev)
+    a = uniform(gen, (B, 1, 1, 1), 0, aug.texture, dev)
     tex = _texture(gen, B, 1, H, W, dev) + 0.15 * _texture(gen, B, 3, H, W, dev)
     rgb = rgb * (1 + a * tex).clamp(min=0)
-    ir = ir * (1 + 0.5 * _u(gen, (B, 1, 1, 1), 0, aug.texture, dev) * _texture(gen, B, 1, H, W, dev)).clamp(min=0)
+    ir = ir * (1 + 0.5 * uniform(gen, (B, 1, 1, 1), 0, aug.texture, dev) * _texture(gen, B, 1, H, W, dev)).clamp(min=0)
     # Tone curve, optics, sensor noise: each modality its own.
     lg = math.log1p(aug.gamma)
-    rgb = rgb.clamp(1e-4, 1) ** torch.exp(_u(gen, (B, 1, 1, 1), -lg, lg, dev))
-    ir = ir.clamp(1e-4, 1) ** torch.exp(_u(gen, (B, 1, 1, 1), -lg, lg, dev))
+    rgb = rgb.clamp(1e-4, 1) ** torch.exp(uniform(gen, (B, 1, 1, 1), -lg, lg, dev))
+    ir = ir.clamp(1e-4, 1) ** torch.exp(uniform(gen, (B, 1, 1, 1), -lg, lg, dev))
     if aug.blur > 0:
-        rgb = _blur(rgb, _u(gen, (B,), 0, aug.blur, dev) * (torch.rand(B, generator=gen, device=dev) < 0.5))
-        ir = _blur(ir, _u(gen, (B,), 0, aug.blur, dev) * (torch.rand(B, generator=gen, device=dev) < 0.5))
-    rgb = rgb + torch.randn(rgb.shape, generator=gen, device=dev) * _u(gen, (B, 1, 1, 1), 0, aug.noise, dev)
-    ir = ir + torch.randn(ir.shape, generator=gen, device=dev) * _u(gen, (B, 1, 1, 1), 0, aug.noise, dev)
+        rgb = _blur(rgb, uniform(gen, (B,), 0, aug.blur, dev) * (torch.rand(B, generator=gen, device=dev) < 0.5))
+        ir = _blur(ir, uniform(gen, (B,), 0, aug.blur, dev) * (torch.rand(B, generator=gen, device=dev) < 0.5))
+    rgb = rgb + torch.randn(rgb.shape, generator=gen, device=dev) * uniform(gen, (B, 1, 1, 1), 0, aug.noise, dev)
+    ir = ir + torch.randn(ir.shape, generator=gen, device=dev) * uniform(gen, (B, 1, 1, 1), 0, aug.noise, dev)
     # Modality dropout, at most one per image: a black-dark RGB frame (find it in IR alone), a washed-out IR frame.
     u = torch.rand(B, generator=gen, device=dev)
     drop_rgb = (u < aug.drop_rgb)[:, None, None, None]
     drop_ir = ((u >= aug.drop_rgb) & (u < aug.drop_rgb + aug.drop_ir))[:, None, None, None]
-    rgb = torch.where(drop_rgb, rgb * _u(gen, (B, 1, 1, 1), 0.02, 0.08, dev), rgb)
+    rgb = torch.where(drop_rgb, rgb * uniform(gen, (B, 1, 1, 1), 0.02, 0.08, dev), rgb)
     ir = torch.where(drop_ir, ir.mean((2, 3), keepdim=True) + 0.3 * (ir - ir.mean((2, 3), keepdim=True))
-                     * _u(gen, (B, 1, 1, 1), 0, 0.3, dev), ir)
+                     * uniform(gen, (B, 1, 1, 1), 0, 0.3, dev), ir)
     return rgb.clamp_(0, 1), ir.clamp_(0, 1)

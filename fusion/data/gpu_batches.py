@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fusion.data.appearance import randomize_appearance
+from fusion.data.appearance import randomize_appearance, uniform
 from fusion.data.letterbox import frames_to_tensors, letterbox
 from fusion.data.pairs import AugmentConfig
 
@@ -131,18 +131,14 @@ class GpuBatches:
         return {"rgb": rgb, "ir": ir, "batch_idx": bidx.float(), "cls": lab[:, :1], "bboxes": xywh}
 
 
-def _uniform(gen: torch.Generator, n: int, lo: float, hi: float, device) -> torch.Tensor:
-    return torch.rand(n, generator=gen, device=device) * (hi - lo) + lo
-
-
 def augment(rgb: torch.Tensor, ir: torch.Tensor, lab: torch.Tensor, bidx: torch.Tensor, aug: AugmentConfig,
             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batched paired augmentation on the GPU. rgb (B,3,H,W), ir (B,1,H,W) in [0,1]; lab (K,5) class + xyxy (model
     px) with bidx (K,) its image. Geometry is one affine per image applied to both modalities (and the boxes)."""
     B, _, H, W = rgb.shape
     dev = rgb.device
-    s = _uniform(gen, B, 1 - aug.scale, 1 + aug.scale, dev)
-    cx, cy = _uniform(gen, B, 0.3, 0.7, dev) * W, _uniform(gen, B, 0.3, 0.7, dev) * H
+    s = uniform(gen, B, 1 - aug.scale, 1 + aug.scale, dev)
+    cx, cy = uniform(gen, B, 0.3, 0.7, dev) * W, uniform(gen, B, 0.3, 0.7, dev) * H
     flip = torch.rand(B, generator=gen, device=dev) < aug.flip
     # Forward map in pixels: p' = A p + t (zoom s about (cx, cy), then an optional flip x → W - x).
     a = torch.where(flip, -s, s)
@@ -150,15 +146,15 @@ def augment(rgb: torch.Tensor, ir: torch.Tensor, lab: torch.Tensor, bidx: torch.
     ty = (1 - s) * cy
     rgb, ir = _warp(rgb, a, s, tx, ty), _warp(ir, a, s, tx, ty)
     # Extra IR misalignment (labels stay on the RGB grid, as in real rigs).
-    ds = _uniform(gen, B, -aug.ir_scale, aug.ir_scale, dev)
-    ir = _warp(ir, 1 + ds, 1 + ds, _uniform(gen, B, -aug.ir_shift, aug.ir_shift, dev) * W - ds * W / 2,
-               _uniform(gen, B, -aug.ir_shift, aug.ir_shift, dev) * H - ds * H / 2)
+    ds = uniform(gen, B, -aug.ir_scale, aug.ir_scale, dev)
+    ir = _warp(ir, 1 + ds, 1 + ds, uniform(gen, B, -aug.ir_shift, aug.ir_shift, dev) * W - ds * W / 2,
+               uniform(gen, B, -aug.ir_shift, aug.ir_shift, dev) * H - ds * H / 2)
     # Photometric: brightness mostly, a little colour; IR gain and offset.
-    g = 1 + _uniform(gen, 3 * B, -aug.rgb_gain, aug.rgb_gain, dev).view(B, 3) * torch.tensor([1, 0.2, 0.2], device=dev)
-    off = _uniform(gen, B, -20, 20, dev) * aug.rgb_gain / 255
+    g = 1 + uniform(gen, 3 * B, -aug.rgb_gain, aug.rgb_gain, dev).view(B, 3) * torch.tensor([1, 0.2, 0.2], device=dev)
+    off = uniform(gen, B, -20, 20, dev) * aug.rgb_gain / 255
     rgb = (rgb * g[:, :, None, None] + off[:, None, None, None]).clamp_(0, 1)
-    ig = 1 + _uniform(gen, B, -aug.ir_gain, aug.ir_gain, dev)
-    io = _uniform(gen, B, -15, 15, dev) * aug.ir_gain / 255
+    ig = 1 + uniform(gen, B, -aug.ir_gain, aug.ir_gain, dev)
+    io = uniform(gen, B, -15, 15, dev) * aug.ir_gain / 255
     ir = (ir * ig[:, None, None, None] + io[:, None, None, None]).clamp_(0, 1)
     rgb, ir = randomize_appearance(rgb, ir, aug, gen)
     if len(lab):
