@@ -60,13 +60,14 @@ class EvalSpec:
 
         if not self.val_data and not (self.val_clips or self.clips):
             raise ConfigError("eval_adaptive: nothing to validate on: set clips, val_clips or val_data")
-        if self.group < 1 or self.resamples < 1 or self.clips < 0 or self.val_clips < 0:
-            raise ConfigError("eval_adaptive: group, resamples >= 1 and clips, val_clips >= 0")
+        if self.group < 1 or self.resamples < 1 or self.workers < 1 or self.clips < 0 or self.val_clips < 0:
+            raise ConfigError("eval_adaptive: group, resamples, workers >= 1 and clips, val_clips >= 0")
     cache: str = ""  # .pt file of per-frame matches: reused when the spec and models match (re-deciding is cheap)
     resamples: int = 400  # bootstrap resamples of the validation clips per bin
     min_clips: int = 3  # clips a bin needs before its loss bound means anything (else the bin stays fused)
     out: str = "benchmarks/results/adaptive.json"
     plot: str = "docs/adaptive_timeline.png"
+    workers: int = 1  # clips rendered and scored at once, one process each (the figures do not depend on it)
 
 
 MODELS = {"fused": "mid_n", "rgb": "rgb_n", "ir": "ir_n"}
@@ -84,12 +85,12 @@ def gpu_ms_per_pair() -> dict[str, float]:
     return {m: pick(name) for m, name in MODELS.items()}
 
 
-def _detectors(spec: EvalSpec) -> dict:
+def _detectors(spec: EvalSpec, threads: int = 0) -> dict:
     from trt.detector import Detector
     from trt.runtime_onnx import OnnxRuntimeEngine
 
-    return {m: Detector(OnnxRuntimeEngine(Path(spec.models) / f"{n}.onnx"), size=spec.size, conf=0.001, iou=0.6)
-            for m, n in MODELS.items()}
+    return {m: Detector(OnnxRuntimeEngine(Path(spec.models) / f"{n}.onnx", threads=threads), size=spec.size,
+                        conf=0.001, iou=0.6) for m, n in MODELS.items()}
 
 
 def _rows(outs: dict[str, np.ndarray], boxes: torch.Tensor, cls: torch.Tensor) -> dict:
@@ -127,32 +128,46 @@ def run_pairs(spec: EvalSpec) -> list[dict]:
 
 def run_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
     """Frames of `clips` generated clips: brightness, light, and each engine's matches against the ground truth
-    (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes)."""
+    (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes).
+    With `workers` > 1 the clips are rendered and scored in that many processes (one ONNX Runtime thread each)."""
+    if spec.workers == 1 or clips < 2:
+        return [f for k in range(clips) for f in _clip(spec, seed, k, tmp, 0)]
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(min(spec.workers, clips), mp_context=get_context("spawn")) as pool:
+        parts = pool.map(_clip, *zip(*[(spec, seed, k, tmp, 1) for k in range(clips)], strict=True))
+        return [f for part in parts for f in part]
+
+
+def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dict]:
+    """Clip `k` of `seed`: day→night for even k, night→day for odd, as run_clips describes."""
     from fusion.data.generate import write_clip
     from fusion.data.scene import Illumination, SceneConfig
     from fusion.data.video import VideoReader
     from jobs.modality import brightness
 
-    dets = _detectors(spec)
-    frames = []
-    for k in range(clips):
-        day, night = Illumination(0.9), Illumination(0.02)
-        lf, lt = (day, night) if k % 2 == 0 else (night, day)
-        p = {x: f"{tmp}/s{seed}c{k}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
-        write_clip(rgb_url=p["rgb.mp4"], ir_url=p["ir.mp4"], gt_url=p["gt.parquet"], seed=seed + k,
-                   seconds=spec.seconds, fps=spec.fps, config=SceneConfig(rgb_size=spec.size, ir_size=(320, 256)),
-                   light_from=lf, light_to=lt)
-        rgb = list(VideoReader(p["rgb.mp4"]).frames())
-        ir = [f for _, f in VideoReader(p["ir.mp4"], gray=True).frames()]
-        gt = pq.read_table(p["gt.parquet"]).to_pandas()
-        outs = {m: d([f for _, f in rgb], ir) for m, d in dets.items()}
-        for i, (t, img) in enumerate(rgb):
-            g = gt[gt.frame_idx == i]
-            light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
-            boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(), dtype=torch.float32)
-            rows = _rows({m: o[i] for m, o in outs.items()}, boxes, torch.tensor(g.class_id.to_numpy()))
-            frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
-                           "rows": rows})
+    dets = _detectors(spec, threads)
+    day, night = Illumination(0.9), Illumination(0.02)
+    lf, lt = (day, night) if k % 2 == 0 else (night, day)
+    p = {x: f"{tmp}/s{seed}c{k}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
+    write_clip(rgb_url=p["rgb.mp4"], ir_url=p["ir.mp4"], gt_url=p["gt.parquet"], seed=seed + k,
+               seconds=spec.seconds, fps=spec.fps, config=SceneConfig(rgb_size=spec.size, ir_size=(320, 256)),
+               light_from=lf, light_to=lt)
+    rgb = list(VideoReader(p["rgb.mp4"]).frames())
+    ir = [f for _, f in VideoReader(p["ir.mp4"], gray=True).frames()]
+    gt = pq.read_table(p["gt.parquet"]).to_pandas()
+    # 32 frames per call: one call over the whole clip held ~10 GB per process (letterboxed fp32 tensors)
+    outs = {m: [o for j in range(0, len(rgb), 32) for o in d([f for _, f in rgb[j:j + 32]], ir[j:j + 32])]
+            for m, d in dets.items()}
+    frames: list[dict] = []
+    for i, (t, img) in enumerate(rgb):
+        g = gt[gt.frame_idx == i]
+        light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
+        boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(), dtype=torch.float32)
+        rows = _rows({m: o[i] for m, o in outs.items()}, boxes, torch.tensor(g.class_id.to_numpy()))
+        frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
+                       "rows": rows})
     return frames
 
 

@@ -83,7 +83,7 @@ def person(th: Thing, cam: Camera, t: float) -> Drawing:
     amp = 1.0 if walking else 0.08
     skin, top, bottom, hair = th.colors[0], th.colors[1], th.colors[2], th.colors[3]
     t_skin, t_top = th.temp, th.temp - th.warm
-    t_bottom, t_hair = t_top - 0.04, th.temp - 0.33
+    t_bottom, t_hair = t_top - th.legs, th.temp - 0.33
     sh, hp = k * (0.2 - 0.11 * side), k * (0.14 - 0.07 * side)  # half-widths of shoulders / hips (m)
     leg_w, arm_w = 0.15 * k, 0.085 * k
     hip_z, knee_z, sh_z = 0.53 * H, 0.285 * H, 0.815 * H
@@ -160,8 +160,8 @@ def cyclist(th: Thing, cam: Camera, t: float) -> Drawing:
     for s in (1, -1):
         foot = (s * pedal * side * sgn, 0.35 + s * pedal)
         knee = (0.2 * sgn * side + 0.1 * (1 - side) * s, 0.65 * k + 0.5 * s * pedal)
-        prims.append(up.line(hip, knee, 0.14 * k, bottom, t_top - 0.04, body=True))
-        prims.append(up.line(knee, foot, 0.12 * k, bottom, t_top - 0.04, body=True))
+        prims.append(up.line(hip, knee, 0.14 * k, bottom, t_top - th.legs, body=True))
+        prims.append(up.line(knee, foot, 0.12 * k, bottom, t_top - th.legs, body=True))
     prims.append(up.poly([(hip[0] - 0.14 * k, hip[1]), (hip[0] + 0.14 * k, hip[1]), (shoulder[0] + 0.18 * k,
                           shoulder[1]), (shoulder[0] - 0.18 * k, shoulder[1])], top, t_top, body=True))
     prims.append(up.line(shoulder, (0.4 * sgn * side, 1.0), 0.08 * k, top, t_top, body=True))

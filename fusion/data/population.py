@@ -43,6 +43,7 @@ class Thing:
     colors: tuple[Colour, ...] = ((0.5, 0.5, 0.5),)  # BGR albedo per part role
     temp: float = 0.5  # IR: skin / surface temperature 0..1 (warm = bright)
     warm: float = 0.0  # vehicles: engine heat 0..1; people: how much cooler the clothes are than the skin
+    legs: float = 0.04  # people: how much cooler the trousers are than the top (real LWIR legs are often dim)
     style: int = 0  # variant bits (people: bag 0-3, +4 short sleeves, +8 coat; vehicles: 0 car 1 SUV 2 van 3 bus)
     phase: float = 0.0  # gait / pedal / signal phase
     lights: float = 0.0  # self-luminous parts on (headlights, lamp heads, posters)
@@ -82,7 +83,8 @@ def person(rng: np.random.Generator, x: float, y: float, heading: float, speed: 
     style = int(rng.choice([0, 1, 2, 3], p=[0.45, 0.2, 0.2, 0.15])) | (4 if rng.random() < 0.2 else 0) | (
         8 if rng.random() < 0.25 else 0)
     return Thing(kind, x, y, heading, speed, (0.5, 0.5, height), colors, temp=float(rng.uniform(0.9, 1.0)),
-                 warm=float(rng.uniform(0.06, 0.2)), style=style, phase=float(rng.uniform(0, 2 * math.pi)))
+                 warm=float(rng.uniform(0.06, 0.2)), style=style, phase=float(rng.uniform(0, 2 * math.pi)),
+                 legs=float(rng.uniform(0.02, 0.28)))
 
 
 def _vehicle(rng: np.random.Generator, x: float, y: float, heading: float, speed: float, parked: bool) -> Thing:

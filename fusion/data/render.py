@@ -5,6 +5,7 @@ auto-exposure compensates only partly (night frames stay dark, as real lit stree
 and rolling-shutter row noise, and fog that thickens with distance. Thermal: ambient temperatures (asphalt keeps
 the day's heat, the sky is cold), the objects' temperatures, the soft optics and halo of an LWIR lens, fixed-pattern
 and temporal noise, and automatic gain control that stretches each frame to its own range, as thermal cores do.
+In both, body parts are shaded round (`paint_shaded`), not flat.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _ONE = 1 << _SHIFT
 Affine = tuple[float, float, float, float]  # x' = x*sx + tx, y' = y*sy + ty
 _IDENTITY: Affine = (1.0, 1.0, 0.0, 0.0)
 _Q = 4  # glare and visibility are computed at 1/4 resolution
+_RGB_ROUND = 0.45  # how much darker a body part is at its rim than on its axis (paint_shaded), RGB
+_IR_ROUND = 0.1  # ... and in LWIR, as a fraction of its temperature
 
 
 def paint(img: np.ndarray, q: Prim, value, aff: Affine = _IDENTITY) -> None:
@@ -38,6 +41,47 @@ def paint(img: np.ndarray, q: Prim, value, aff: Affine = _IDENTITY) -> None:
         axes = (max(round(q.axes[0] * sx * _ONE), 1), max(round(q.axes[1] * sy * _ONE), 1))
         thick = max(1, round(q.width * sx)) if q.width > 0 else -1
         cv2.ellipse(img, tuple(pts[0]), axes, 0, 0, 360, value, thick, cv2.LINE_8, _SHIFT)
+
+
+def paint_shaded(img: np.ndarray, q: Prim, value, aff: Affine, dark: float) -> None:
+    """`paint`, with the prim's own volume: its value (the first 3 channels of a 4-channel canvas) falls by
+    `dark` x d^2 towards its rim, d in 0..1 the distance from its axis (limbs: lines), its centre (heads: ellipses)
+    or its midline row by row (torsos: polygons). In RGB that is light falling off round a body; in LWIR it is the
+    lower emissivity at grazing angles, which gives real people their darker outline."""
+    sx, sy, tx, ty = aff
+    pts = q.pts * (sx, sy) + (tx, ty)  # (n, 2) image px
+    pad = 2.0 + (q.width * sx if q.shape == "line" else 0.0) + (
+        max(q.axes[0] * sx, q.axes[1] * sy) if q.shape == "ellipse" else 0.0)
+    (x0, y0), (x1, y1) = np.floor(pts.min(0) - pad).astype(int), np.ceil(pts.max(0) + pad).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, img.shape[1]), min(y1, img.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    paint(mask, q, 1, (sx, sy, tx - x0, ty - y0))
+    yy, xx = np.nonzero(mask)
+    if not len(yy):
+        return
+    if q.shape == "line":
+        (ax, ay), (bx, by) = pts - (x0, y0)
+        n = np.hypot(bx - ax, by - ay) or 1.0
+        d = np.abs((xx - ax) * (by - ay) - (yy - ay) * (bx - ax)) / n / (max(1, round(q.width * sx)) / 2)
+    elif q.shape == "ellipse":
+        cx, cy = pts[0] - (x0, y0)
+        d = np.hypot((xx - cx) / max(q.axes[0] * sx, 0.5), (yy - cy) / max(q.axes[1] * sy, 0.5))
+    else:
+        rows = mask.astype(bool)
+        left = rows.argmax(1)
+        right = rows.shape[1] - 1 - rows[:, ::-1].argmax(1)
+        mid, half = (left + right) / 2, np.maximum((right - left) / 2, 0.5)
+        d = np.abs(xx - mid[yy]) / half[yy]
+    shade = (1.0 - dark * np.clip(d, 0.0, 1.0) ** 2).astype(np.float32)  # (k,) per covered pixel
+    region = img[y0:y1, x0:x1]
+    v = np.asarray(value, np.float32)
+    if img.ndim == 2:
+        region[yy, xx] = v * shade
+    else:
+        region[yy, xx] = v
+        region[yy, xx, :3] = v[:3] * shade[:, None]
 
 
 def _cast(light: float) -> np.ndarray:
@@ -76,7 +120,10 @@ def render_rgb(scene: Scene, drawn: list[tuple[Thing, Drawing]], il: Illuminatio
             if q.emit > 0:
                 col = col + np.asarray(q.rgb, np.float32) * q.emit * max(on, 0.25) * 1.5
                 paint(glow, q, q.emit * max(on, 0.25), quarter)
-            paint(canvas, q, (*map(float, col), dist))
+            if q.body:
+                paint_shaded(canvas, q, (*map(float, col), dist), _IDENTITY, _RGB_ROUND)
+            else:
+                paint(canvas, q, (*map(float, col), dist))
             paint(ids, q, i, quarter)
         own_area.append(_count(ids, d, i))
     # What is left of each object once the nearer ones are drawn over it: (pixels now) / (pixels when drawn).
@@ -122,7 +169,9 @@ def render_ir(scene: Scene, drawn: list[tuple[Thing, Drawing]], il: Illumination
     img = scene.ir_base + (0.1 * il.light) * scene.ir_sun  # sun-warmed ground and walls by day
     for _th, d in drawn:
         for q in d.prims:
-            if q.ir is not None:
+            if q.ir is not None and q.body:
+                paint_shaded(img, q, float(q.ir), scene.ir_affine, _IR_ROUND)
+            elif q.ir is not None:
                 paint(img, q, float(q.ir), scene.ir_affine)
     if il.fog > 0:  # long-wave IR is barely affected by fog: a little contrast lost
         img = img * (1.0 - 0.2 * il.fog) + (0.2 * il.fog) * float(img.mean())

@@ -88,3 +88,29 @@ def test_no_frame_is_filled_by_one_piece_of_street_furniture(scenes):
             for q in figures.drawing(th, scene.camera, 0.0).prims:
                 render.paint(mask, q, 1)
             assert mask.mean() < 0.4, (seed, th.kind)
+
+
+def test_trousers_range_from_as_warm_as_the_top_to_much_cooler(scenes):
+    """Real LWIR legs are often dimmer than the torso (trousers insulate); the label box still covers them."""
+    legs = [th.legs for s in scenes for th in s.things if th.kind in ("person", "cyclist")]
+    assert len(legs) > 50 and min(legs) < 0.06 and max(legs) > 0.22
+
+
+_PRIMS = {"line": figures.Prim("line", np.array([[20.0, 10.0], [20.0, 50.0]]), (1, 1, 1), 1.0, width=16.0),
+          "ellipse": figures.Prim("ellipse", np.array([[30.0, 30.0]]), (1, 1, 1), 1.0, axes=(12.0, 16.0)),
+          "poly": figures.Prim("poly", np.array([[10.0, 10.0], [50.0, 10.0], [45.0, 50.0], [15.0, 50.0]]), (1, 1, 1),
+                               1.0)}
+
+
+@pytest.mark.parametrize("shape", list(_PRIMS))
+def test_body_parts_are_rounded_darker_at_the_rim_on_the_same_pixels(shape):
+    prim = _PRIMS[shape]
+    flat, shaded = np.zeros((64, 64), np.float32), np.zeros((64, 64), np.float32)
+    render.paint(flat, prim, 1.0)
+    render.paint_shaded(shaded, prim, 1.0, (1.0, 1.0, 0.0, 0.0), 0.5)
+    assert ((flat > 0) == (shaded > 0)).all()  # the same silhouette (boxes and visibility are unchanged)
+    row = shaded[30][shaded[30] > 0]
+    assert row.max() > 0.95 and row[0] < 0.75 and row[-1] < 0.75  # bright on the axis, dark at both rims
+    canvas = np.zeros((64, 64, 4), np.float32)  # RGB canvas: B, G, R shaded; the 4th channel (distance) is not
+    render.paint_shaded(canvas, prim, (0.5, 0.5, 0.5, 7.0), (1.0, 1.0, 0.0, 0.0), 0.5)
+    assert (canvas[..., 3][flat > 0] == 7.0).all() and canvas[30, :, 0].max() > 0.47
