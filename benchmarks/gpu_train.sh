@@ -3,9 +3,12 @@
 # the ultralytics wheels in .whl/ (DEVELOPERS.md):
 #   bash benchmarks/gpu_train.sh all 3.5 "mid rgb ir"    # render, train (minutes per model, all at once), evaluate
 #   bash benchmarks/gpu_train.sh prepare                 # only render training + held-out pairs into /tmp/cache
+#   EXTRA_midv8="model.family=yolov8 pretrained=320n.onnx" bash benchmarks/gpu_train.sh all 5 "midv8=mid rgb"
+#                                                        # a run NAME=ARCH takes configs/ARCH_n.yaml, its own overrides
+#                                                        # from EXTRA_NAME, and no INIT when they say pretrained=
 # Env: N_TRAIN (2800), N_VAL (300), INIT (folder of fusedet checkpoints to fine-tune from, models/; "" = scratch),
-#      WHEELS (.whl), EXTRA (more fusion.train overrides, e.g. "augment.texture=0.3 augment.blur=1.5").
-# Results under $OUT: <arch>_n.pt (best by held-out mAP50-95, copied as soon as it exists, so a run cut short still
+#      WHEELS (.whl), EXTRA (more fusion.train overrides for every run, e.g. "augment.texture=0.3 augment.blur=1.5").
+# Results under $OUT: <name>_n.pt (best by held-out mAP50-95, copied as soon as it exists, so a run cut short still
 # returns its best so far), train_results.json, train_log.txt, mid_pr.png.
 set -uo pipefail
 PHASE=${1:-all}
@@ -30,11 +33,16 @@ fi
 echo "prepared in $(( $(date +%s) - t0 )) s"
 
 pids=()
-for a in $ARCHS; do
-  python3 -m fusion.train configs/${a}_n.yaml out=/tmp/runs/$a $DATA workers=3 epochs=300 val_every=2 \
-    time_budget_min=$MIN $( [ -n "$INIT" ] && echo init=$INIT/${a}_n.pt ) ${EXTRA:-} > /tmp/train_$a.log 2>&1 &
+NAMES=""
+for run in $ARCHS; do
+  a=${run%%=*}; arch=${run#*=}; own=EXTRA_$a; own=${!own:-}
+  NAMES="$NAMES $a"
+  init=$( [ -n "$INIT" ] && [[ "$own" != *pretrained=* ]] && echo init=$INIT/${arch}_n.pt )
+  python3 -m fusion.train configs/${arch}_n.yaml out=/tmp/runs/$a $DATA workers=3 epochs=300 val_every=2 \
+    time_budget_min=$MIN $init ${EXTRA:-} $own > /tmp/train_$a.log 2>&1 &
   pids+=($!)
 done
+ARCHS=$NAMES
 ( while sleep 15; do for a in $ARCHS; do  # the best so far comes back even if the call is cut short
     [ -f /tmp/runs/$a/best.pt ] && cp /tmp/runs/$a/best.pt "$OUT/${a}_n.pt.part" && mv "$OUT/${a}_n.pt.part" "$OUT/${a}_n.pt"
   done; done ) &

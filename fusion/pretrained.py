@@ -3,10 +3,13 @@
     report = load_pretrained(model, "yolo11n.pt", arch="mid")   # or fusion.train ... pretrained=yolo11n.pt
     print(report.text())
 
-Each ultralytics layer index has a place in our Python-wired topology (same blocks, same order): backbone layers
-0-10, neck layers 13-22, Detect 23 (YOLOv8: C2f blocks have no counterpart, so only its convolutions, SPPF and box
-branch land). Every backbone of the model is filled — both streams of mid fusion, both detectors of decision
-fusion. The IR stem takes the RGB stem averaged over its colour channels; the early-fusion 4-channel stem takes RGB +
+Each ultralytics layer index has a place in our Python-wired topology of the same family (same blocks, same
+order): YOLO11 backbone layers 0-10, neck 13-22, Detect 23; YOLOv8 backbone 0-9, neck 12-21, Detect 22
+(`model.family=yolov8`). Across families the CSP blocks have no counterpart, so only the strided convolutions,
+SPPF and the box branch land. Every backbone of the model is filled — both streams of mid fusion, both detectors
+of decision fusion. Besides `.pt` files, an ultralytics ONNX export is read (its Conv+BatchNorm pairs folded into
+one biased convolution come back as the convolution and an identity BatchNorm; ONNX files run no code on load).
+The IR stem takes the RGB stem averaged over its colour channels; the early-fusion 4-channel stem takes RGB +
 that mean. Tensors whose shape differs for another reason (the class branch for another class count) stay newly
 initialised, and the report lists them: loaded / reshaped / new, by module — nothing is skipped silently.
 """
@@ -26,8 +29,14 @@ from fusion.checkpoint import CheckpointError
 YOLO11 = {0: "stem.0", 1: "stem.1", 2: "stem.2", 3: "p3.0", 4: "p3.1", 5: "p4.0", 6: "p4.1", 7: "p5.0", 8: "p5.1",
           9: "p5.2", 10: "p5.3"}
 YOLO11_NECK = {13: "td4", 16: "td3", 17: "down3", 19: "bu4", 20: "down4", 22: "bu5"}
-YOLOV8 = {0: "stem.0", 1: "stem.1", 3: "p3.0", 5: "p4.0", 7: "p5.0", 9: "p5.2"}  # Convs and SPPF; C2f ≠ C3k2
-YOLOV8_NECK = {16: "down3", 19: "down4"}
+YOLOV8 = {0: "stem.0", 1: "stem.1", 2: "stem.2", 3: "p3.0", 4: "p3.1", 5: "p4.0", 6: "p4.1", 7: "p5.0", 8: "p5.1",
+          9: "p5.2"}
+YOLOV8_NECK = {12: "td4", 15: "td3", 16: "down3", 18: "bu4", 19: "down4", 21: "bu5"}
+STRIDED = {0: "stem.0", 1: "stem.1", 3: "p3.0", 5: "p4.0", 7: "p5.0", 9: "p5.2"}  # Convs and SPPF: both families
+# (checkpoint family, model family) → (backbone layers, neck layers, Detect layer)
+MAPS = {("yolo11", "yolo11"): (YOLO11, YOLO11_NECK, 23), ("yolov8", "yolov8"): (YOLOV8, YOLOV8_NECK, 22),
+        ("yolov8", "yolo11"): (STRIDED, {16: "down3", 19: "down4"}, 22),
+        ("yolo11", "yolov8"): (STRIDED, {17: "down3", 20: "down4"}, 23)}
 
 
 @dataclass
@@ -59,6 +68,8 @@ def read_state(path: str | Path, *, trust: bool = False) -> tuple[dict[str, torc
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"pretrained={path}: file not found")
+    if path.suffix.lower() == ".onnx":
+        return _family(_onnx_state(path), {})
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for a pickled model object (what ultralytics saves)
@@ -78,9 +89,43 @@ def read_state(path: str | Path, *, trust: bool = False) -> tuple[dict[str, torc
         state, kinds = ckpt, {}
     else:
         raise CheckpointError(f"pretrained={path}: neither an ultralytics checkpoint nor a state dict")
-    state = {(k if k.startswith("model.") else f"model.{k}"): v for k, v in state.items()}
+    return _family({(k if k.startswith("model.") else f"model.{k}"): v for k, v in state.items()}, kinds)
+
+
+def _family(state: dict[str, torch.Tensor], kinds: dict[int, str]) -> tuple[dict[str, torch.Tensor], str]:
     has_psa = kinds.get(10) == "C2PSA" or any(k.startswith("model.10.m.0.attn") for k in state)
     return state, "yolo11" if has_psa else "yolov8"
+
+
+def _onnx_state(path: Path) -> dict[str, torch.Tensor]:
+    """An ultralytics ONNX export → its weights as a checkpoint state dict ('model.<layer>.<...>').
+
+    The export folds each Conv's BatchNorm into a biased convolution (`model.2.cv1.conv.{weight,bias}`); the bias
+    comes back as an identity BatchNorm (weight 1, mean 0, variance 1: the output is scaled by 1/sqrt(1 + eps),
+    1 - 5e-6 at PyTorch's eps), so the network computes what the file computes.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # DecodeError and friends for a file that is not ONNX
+        raise CheckpointError(f"pretrained={path}: not a readable ONNX file ({exc})") from exc
+    state: dict[str, torch.Tensor] = {}
+    for init in graph.initializer:
+        if not init.name.startswith("model."):
+            continue  # shape constants of the export, not weights
+        value = torch.from_numpy(numpy_helper.to_array(init).copy()).float()
+        if init.name.endswith(".conv.bias"):
+            bn = init.name.removesuffix("conv.bias") + "bn."
+            state |= {bn + "weight": torch.ones_like(value), bn + "bias": value,
+                      bn + "running_mean": torch.zeros_like(value), bn + "running_var": torch.ones_like(value)}
+        else:
+            state[init.name] = value
+    if not any(k.endswith(".conv.weight") for k in state):
+        raise CheckpointError(f"pretrained={path}: no ultralytics layer weights ('model.<i>...conv.weight') in this "
+                              "ONNX file; export it with ultralytics (yolo export format=onnx)")
+    return state
 
 
 def _targets(model: nn.Module, arch: str) -> list[tuple[str, str, str]]:
@@ -98,8 +143,7 @@ def _targets(model: nn.Module, arch: str) -> list[tuple[str, str, str]]:
 def load_pretrained(model: nn.Module, path: str | Path, *, arch: str, trust: bool = False) -> LoadReport:
     """Copy what fits of an ultralytics detector into `model` (in place); → the report."""
     state, family = read_state(path, trust=trust)
-    backbone, neck = (YOLO11, YOLO11_NECK) if family == "yolo11" else (YOLOV8, YOLOV8_NECK)
-    head_index = 23 if family == "yolo11" else 22
+    backbone, neck, head_index = MAPS[family, getattr(model, "family", "yolo11")]
     ours = model.state_dict()
     report = LoadReport(str(path), family)
     done: set[str] = set()

@@ -87,6 +87,8 @@ class TrainConfig:
     pretrained: str = ""  # start from an ultralytics YOLO11 / YOLOv8 checkpoint (yolo11n.pt, yolov8s.pt, ...)
     pretrained_trust: bool = False  # let torch unpickle a full ultralytics model file (it runs code from the file)
     init: str = ""  # start from a fusedet checkpoint's weights (same arch and classes), e.g. models/mid_n.pt
+    freeze: tuple[str, ...] = ()  # modules kept as loaded (no gradient, BatchNorm statistics fixed), e.g.
+    #                               [rgb_backbone]: real-image features that training on generated scenes cannot bend
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
@@ -166,6 +168,19 @@ def _init_weights(path: str, mcfg: ModelConfig) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
 
 
+def freeze(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Module]:
+    """Stop gradients into the named modules (dotted names, e.g. rgb_backbone or backbone.stem); → those modules,
+    which the training loop keeps in eval mode so their BatchNorm statistics stay the loaded ones."""
+    modules = dict(model.named_modules())
+    for name in names:
+        if not name or name not in modules:
+            tops = sorted({n.split(".")[0] for n in modules if n})
+            raise ConfigError(f"freeze: this model has no module {name!r} (top-level modules: {', '.join(tops)})")
+    for name in names:
+        modules[name].requires_grad_(False)
+    return [modules[name] for name in names]
+
+
 def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
@@ -183,8 +198,10 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.init and not cfg.resume:
         model.load_state_dict(_init_weights(cfg.init, mcfg))
         log.info("weights from %s", cfg.init)
+    frozen = freeze(model, cfg.freeze)
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, best, history = 0, -1.0, []
@@ -220,6 +237,8 @@ def train(cfg: TrainConfig) -> dict:
 
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        for module in frozen:
+            module.eval()
         train_dl.dataset.epoch = epoch  # new augmentation draws each epoch, reproducible
         bar = Steps(n_steps, f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
         t0, total = time.time(), 0.0

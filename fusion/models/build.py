@@ -11,7 +11,7 @@ from torch import nn
 from fusion.config import ConfigError
 from fusion.data.scene import CLASS_NAMES
 from fusion.models.detectors import decision_fusion, mid_fusion, single_stream
-from fusion.models.parts import SCALES
+from fusion.models.parts import SCALES, Family
 
 Architecture = Literal["early", "mid", "decision", "rgb", "ir"]
 
@@ -19,7 +19,8 @@ Architecture = Literal["early", "mid", "decision", "rgb", "ir"]
 @dataclass(frozen=True)
 class ModelConfig:
     arch: Architecture = "mid"  # fusion family; rgb / ir are the single-modality baselines
-    scale: Literal["n", "s", "m"] = "n"  # YOLO11 width/depth multiplier
+    scale: Literal["n", "s", "m"] = "n"  # width/depth multiplier, the family's own (yolo11n, yolov8n, ...)
+    family: Family = "yolo11"  # block topology: yolo11 (C3k2, C2PSA) or yolov8 (C2f), to start from either's weights
     num_classes: int = len(CLASS_NAMES)  # 0 person, 1 vehicle
     shared_backbone: bool = False  # mid fusion only: one backbone for both modalities
     class_names: tuple[str, ...] = CLASS_NAMES
@@ -38,14 +39,15 @@ class ModelConfig:
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """The detector `cfg` describes; its class names travel with it (`model.class_names`) into ONNX and engines."""
-    scale = SCALES[cfg.scale]
+    kw = {"scale": SCALES[cfg.family][cfg.scale], "num_classes": cfg.num_classes, "family": cfg.family}
     if cfg.arch == "mid":
-        model = mid_fusion(scale=scale, num_classes=cfg.num_classes, shared_backbone=cfg.shared_backbone)
+        model = mid_fusion(shared_backbone=cfg.shared_backbone, **kw)
     elif cfg.arch == "decision":
-        model = decision_fusion(scale=scale, num_classes=cfg.num_classes)
+        model = decision_fusion(**kw)
     else:
-        model = single_stream(inputs=cfg.arch, scale=scale, num_classes=cfg.num_classes)
+        model = single_stream(inputs=cfg.arch, **kw)
     model.class_names = tuple(cfg.class_names)
+    model.family = cfg.family  # which ultralytics checkpoints fill it whole (fusion.pretrained)
     return model
 
 

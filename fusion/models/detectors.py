@@ -12,13 +12,26 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Detect
 
-from fusion.models.parts import Backbone, Neck, PyramidFusion, Scale
+from fusion.models.parts import Backbone, Family, Neck, PyramidFusion, Scale
 
 STRIDES = (8.0, 16.0, 32.0)
 
 
-def make_head(num_classes: int, channels: tuple[int, int, int]) -> Detect:
-    head = Detect(nc=num_classes, ch=channels)
+class Yolo11Detect(Detect):
+    """YOLO11's head: depthwise convolutions in the class branch. `legacy` is pinned here because ultralytics'
+    YAML parser sets `Detect.legacy` on the shared class whenever it builds a YOLOv8 model."""
+
+    legacy = False  # read by Detect.__init__
+
+
+class LegacyDetect(Detect):
+    """YOLOv8's head: its class branch is plain 3x3 convolutions."""
+
+    legacy = True
+
+
+def make_head(num_classes: int, channels: tuple[int, int, int], family: Family = "yolo11") -> Detect:
+    head = (LegacyDetect if family == "yolov8" else Yolo11Detect)(nc=num_classes, ch=channels)
     head.stride = torch.tensor(STRIDES)
     head.bias_init()
     head.export = True  # eval forward returns the decoded tensor alone (no raw dict), also for ONNX
@@ -77,21 +90,22 @@ class DecisionFusion(nn.Module):
         return self.rgb_detector(rgb, ir), self.ir_detector(rgb, ir)  # two (B, 4+nc, A) in eval
 
 
-def single_stream(*, inputs: str, scale: Scale, num_classes: int) -> SingleStream:
+def single_stream(*, inputs: str, scale: Scale, num_classes: int, family: Family = "yolo11") -> SingleStream:
     in_ch = {"rgb": 3, "ir": 1, "early": 4}[inputs]
-    backbone = Backbone(in_ch, scale)
-    neck = Neck(backbone.channels, scale)
-    return SingleStream(inputs, backbone, neck, make_head(num_classes, neck.channels))
+    backbone = Backbone(in_ch, scale, family)
+    neck = Neck(backbone.channels, scale, family)
+    return SingleStream(inputs, backbone, neck, make_head(num_classes, neck.channels, family))
 
 
-def mid_fusion(*, scale: Scale, num_classes: int, shared_backbone: bool = False) -> MidFusion:
-    rgb_backbone = Backbone(3, scale)
-    ir_backbone = None if shared_backbone else Backbone(1, scale)
-    neck = Neck(rgb_backbone.channels, scale)
+def mid_fusion(*, scale: Scale, num_classes: int, shared_backbone: bool = False,
+               family: Family = "yolo11") -> MidFusion:
+    rgb_backbone = Backbone(3, scale, family)
+    ir_backbone = None if shared_backbone else Backbone(1, scale, family)
+    neck = Neck(rgb_backbone.channels, scale, family)
     return MidFusion(rgb_backbone, ir_backbone, PyramidFusion(rgb_backbone.channels), neck,
-                     make_head(num_classes, neck.channels))
+                     make_head(num_classes, neck.channels, family))
 
 
-def decision_fusion(*, scale: Scale, num_classes: int) -> DecisionFusion:
-    return DecisionFusion(single_stream(inputs="rgb", scale=scale, num_classes=num_classes),
-                          single_stream(inputs="ir", scale=scale, num_classes=num_classes))
+def decision_fusion(*, scale: Scale, num_classes: int, family: Family = "yolo11") -> DecisionFusion:
+    return DecisionFusion(single_stream(inputs="rgb", scale=scale, num_classes=num_classes, family=family),
+                          single_stream(inputs="ir", scale=scale, num_classes=num_classes, family=family))

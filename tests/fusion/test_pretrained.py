@@ -93,3 +93,82 @@ def test_training_starts_from_the_checkpoint_and_records_the_report(checkpoints,
     assert "pretrained yolo11 weights" in printed and "rgb_backbone.p5" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["pretrained"]["family"] == "yolo11" and metrics["classes"] == ["person", "vehicle"]
+
+
+@pytest.mark.parametrize("arch", ["mid", "rgb"])
+def test_every_backbone_and_neck_tensor_of_yolov8_lands_in_the_yolov8_family(checkpoints, arch):
+    model = build_model(ModelConfig(arch=arch, family="yolov8"))
+    report = load_pretrained(model, checkpoints["yolov8n"], arch=arch, trust=True)
+    parts = set(report.loaded) | set(report.reshaped) | set(report.new)
+    backbones = {m for m in parts if "backbone" in m or "neck" in m}
+    assert len(backbones) >= 6 and all(report.new[m] == 0 for m in backbones), report.text()
+    assert report.family == "yolov8"
+
+
+@pytest.fixture(scope="module")
+def yolov8_onnx(tmp_path_factory):
+    """A YOLOv8n exported the way ultralytics exports (BatchNorm folded into biased convolutions, parameter names
+    kept as initializer names), with the model that wrote it."""
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n.yaml").model
+    torch.manual_seed(0)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # trained-like statistics: fresh
+        bn.weight.data.uniform_(0.5, 1.5)  # ones and zeros would fold into equal biases, which the exporter shares
+        bn.bias.data.normal_(0, 0.1)
+        bn.running_mean.normal_(0, 0.1)
+        bn.running_var.uniform_(0.5, 1.5)
+    model = model.fuse().eval()
+    path = tmp_path_factory.mktemp("onnx") / "yolov8n.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 128, 160),), str(path), input_names=["images"], dynamo=False,
+                      opset_version=17)
+    return path, model
+
+
+def test_an_ultralytics_onnx_export_computes_the_same_boxes_in_the_yolov8_family(yolov8_onnx):
+    path, theirs = yolov8_onnx
+    model = build_model(ModelConfig(arch="rgb", family="yolov8")).eval()
+    report = load_pretrained(model, path, arch="rgb")
+    assert report.family == "yolov8" and report.new["backbone.p5"] == 0 and report.new["neck.bu5"] == 0
+    x = torch.rand(2, 3, 128, 160)
+    seen = []  # what ultralytics' Detect (layer 22) receives: P3, P4, P5 from layers 15, 18, 21
+    theirs.model[22].register_forward_pre_hook(lambda _m, inputs: seen.extend(t.clone() for t in inputs[0]))
+    with torch.no_grad():
+        theirs(x)
+        ours = model.neck(model.backbone(x))
+    for a, b in zip(ours, seen, strict=True):  # (B, C, H/s, W/s) at strides 8, 16, 32
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+
+
+def test_building_an_ultralytics_yolov8_leaves_our_yolo11_head_alone(checkpoints):
+    from fusion.checkpoint import load_checkpoint
+
+    assert checkpoints["yolov8n"]  # ultralytics has built a YOLOv8 (its parser sets Detect.legacy on the class)
+    load_checkpoint(ROOT / "models" / "mid_n.pt")  # a YOLO11-family head still has the shipped weights' shape
+
+
+def test_an_unreadable_onnx_file_is_a_checkpoint_error(tmp_path):
+    bad = tmp_path / "weights.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(CheckpointError, match=r"weights\.onnx"):
+        load_pretrained(build_model(ModelConfig(arch="rgb")), bad, arch="rgb")
+
+
+def test_a_frozen_backbone_stays_as_loaded_and_unknown_modules_are_named(yolov8_onnx, tmp_path):
+    from fusion.checkpoint import load_checkpoint
+    from fusion.config import ConfigError
+    from fusion.train import freeze, main
+
+    with pytest.raises(ConfigError, match=r"no module 'rgb_bakbone'.*rgb_backbone"):
+        freeze(build_model(ModelConfig(arch="mid")), ("rgb_bakbone",))
+    out = tmp_path / "run"
+    assert main([str(ROOT / "configs" / "mid_n.yaml"), "epochs=1", "data.n_train=4", "data.n_val=2", "batch=2",
+                 "workers=0", "device=cpu", "data.size=[160,128]", f"out={out}", "model.family=yolov8",
+                 f"pretrained={yolov8_onnx[0]}", "freeze=[rgb_backbone]"]) == 0
+    loaded = build_model(ModelConfig(arch="mid", family="yolov8"))
+    load_pretrained(loaded, yolov8_onnx[0], arch="mid")
+    trained, _, _ = load_checkpoint(out / "last.pt")
+    before, after = loaded.state_dict(), trained.state_dict()
+    frozen = [k for k in before if k.startswith("rgb_backbone.") and not k.endswith("num_batches_tracked")]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)  # weights and BatchNorm statistics
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("ir_backbone."))
