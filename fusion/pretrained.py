@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from fusion.checkpoint import CheckpointError
+from fusion.models.build import ULTRALYTICS_BN_EPS
 
 YOLO11 = {0: "stem.0", 1: "stem.1", 2: "stem.2", 3: "p3.0", 4: "p3.1", 5: "p4.0", 6: "p4.1", 7: "p5.0", 8: "p5.1",
           9: "p5.2", 10: "p5.3"}
@@ -101,8 +102,8 @@ def _onnx_state(path: Path) -> dict[str, torch.Tensor]:
     """An ultralytics ONNX export → its weights as a checkpoint state dict ('model.<layer>.<...>').
 
     The export folds each Conv's BatchNorm into a biased convolution (`model.2.cv1.conv.{weight,bias}`); the bias
-    comes back as an identity BatchNorm (weight 1, mean 0, variance 1: the output is scaled by 1/sqrt(1 + eps),
-    1 - 5e-6 at PyTorch's eps), so the network computes what the file computes.
+    comes back as an identity BatchNorm (weight 1, mean 0, variance 1 - eps for ultralytics' eps, which fusion.train
+    gives models it starts from pretrained weights), so the network computes what the file computes.
     """
     import onnx
     from onnx import numpy_helper
@@ -119,7 +120,8 @@ def _onnx_state(path: Path) -> dict[str, torch.Tensor]:
         if init.name.endswith(".conv.bias"):
             bn = init.name.removesuffix("conv.bias") + "bn."
             state |= {bn + "weight": torch.ones_like(value), bn + "bias": value,
-                      bn + "running_mean": torch.zeros_like(value), bn + "running_var": torch.ones_like(value)}
+                      bn + "running_mean": torch.zeros_like(value),
+                      bn + "running_var": torch.full_like(value, 1.0 - ULTRALYTICS_BN_EPS)}
         else:
             state[init.name] = value
     if not any(k.endswith(".conv.weight") for k in state):

@@ -93,6 +93,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0:
             raise ConfigError("epochs and batch must be >= 1, lr > 0")
+        if self.pretrained and self.init:
+            raise ConfigError(f"pretrained={self.pretrained} and init={self.init}: start from one of them")
 
 
 def _loss_fns(model: torch.nn.Module, cfg: TrainConfig) -> list[v8DetectionLoss]:
@@ -159,13 +161,17 @@ def _data_key(cfg: TrainConfig) -> str:
     return f"synthetic:{d.seed}:{d.n_train}" if d.source == "synthetic" else f"folder:{d.root}:{d.split}"
 
 
-def _init_weights(path: str, mcfg: ModelConfig) -> dict:
-    """The state dict of a fusedet checkpoint made for the same model; CheckpointError naming the file otherwise."""
+def _init_weights(path: str | Path, mcfg: ModelConfig, *, key: str) -> tuple[dict, ModelConfig]:
+    """The state dict of a fusedet checkpoint made for the same model, and `mcfg` with that checkpoint's
+    `ultralytics_exact` (not in the weights, part of what they compute); CheckpointError naming the file otherwise."""
     _model, init_cfg, ckpt = load_checkpoint(path)
-    if (init_cfg.arch, init_cfg.scale, tuple(init_cfg.class_names)) != (mcfg.arch, mcfg.scale, tuple(mcfg.class_names)):
-        raise CheckpointError(f"init={path}: made for {init_cfg.arch}/{init_cfg.scale} {list(init_cfg.class_names)}, "
-                              f"not {mcfg.arch}/{mcfg.scale} {list(mcfg.class_names)}")
-    return {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    ours = (mcfg.arch, mcfg.scale, mcfg.family, list(mcfg.class_names))
+    theirs = (init_cfg.arch, init_cfg.scale, init_cfg.family, list(init_cfg.class_names))
+    if ours != theirs:
+        raise CheckpointError(f"{key}={path}: made for {'/'.join(map(str, theirs))}, not {'/'.join(map(str, ours))} "
+                              "(arch/scale/family/classes)")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    return state, replace(mcfg, ultralytics_exact=init_cfg.ultralytics_exact)
 
 
 def freeze(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Module]:
@@ -190,14 +196,22 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train_src, val_src, data_names = sources(cfg)
     mcfg = model_config(cfg, data_names)
+    resuming = cfg.resume and (out / "last.pt").exists()
+    weights = None  # the fusedet state dict to start from (init=, or last.pt when resuming)
+    if resuming:
+        weights, mcfg = _init_weights(out / "last.pt", mcfg, key="resume")
+    elif cfg.init:
+        weights, mcfg = _init_weights(cfg.init, mcfg, key="init")
+    elif cfg.pretrained:
+        mcfg = replace(mcfg, ultralytics_exact=True)  # the loaded layers compute what they computed in ultralytics
     model = build_model(mcfg)
     report = None
-    if cfg.pretrained and not cfg.resume:
+    if cfg.pretrained and not resuming:
         report = load_pretrained(model, cfg.pretrained, arch=mcfg.arch, trust=cfg.pretrained_trust)
         print(report.text())
-    if cfg.init and not cfg.resume:
-        model.load_state_dict(_init_weights(cfg.init, mcfg))
-        log.info("weights from %s", cfg.init)
+    if weights is not None:
+        model.load_state_dict(weights)
+        log.info("weights from %s", out / "last.pt" if resuming else cfg.init)
     frozen = freeze(model, cfg.freeze)
     model = model.to(device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
@@ -205,9 +219,8 @@ def train(cfg: TrainConfig) -> dict:
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, best, history = 0, -1.0, []
-    if cfg.resume and (out / "last.pt").exists():
+    if resuming:
         _, _, ckpt = load_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], json.loads(ckpt["history"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)

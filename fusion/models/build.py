@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from ultralytics.nn.modules import SPPF, Conv
 
 from fusion.config import ConfigError
 from fusion.data.scene import CLASS_NAMES
@@ -14,6 +15,7 @@ from fusion.models.detectors import decision_fusion, mid_fusion, single_stream
 from fusion.models.parts import SCALES, Family
 
 Architecture = Literal["early", "mid", "decision", "rgb", "ir"]
+ULTRALYTICS_BN_EPS, ULTRALYTICS_BN_MOMENTUM = 1e-3, 0.03  # what ultralytics' models set on every BatchNorm
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,11 @@ class ModelConfig:
     arch: Architecture = "mid"  # fusion family; rgb / ir are the single-modality baselines
     scale: Literal["n", "s", "m"] = "n"  # width/depth multiplier, the family's own (yolo11n, yolov8n, ...)
     family: Family = "yolo11"  # block topology: yolo11 (C3k2, C2PSA) or yolov8 (C2f), to start from either's weights
+    # ultralytics' own layer details, which its weights were trained with: SiLU after SPPF's first convolution,
+    # BatchNorm eps 1e-3 and momentum 0.03 (PyTorch's defaults: 1e-5, 0.1). Off: the models of this project trained
+    # from scratch before it existed (the shipped ones; their checkpoints lack the key). fusion.train turns it on
+    # when it starts from pretrained= weights, so they compute what they computed in ultralytics.
+    ultralytics_exact: bool = False
     num_classes: int = len(CLASS_NAMES)  # 0 person, 1 vehicle
     shared_backbone: bool = False  # mid fusion only: one backbone for both modalities
     class_names: tuple[str, ...] = CLASS_NAMES
@@ -46,6 +53,12 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         model = decision_fusion(**kw)
     else:
         model = single_stream(inputs=cfg.arch, **kw)
+    if cfg.ultralytics_exact:
+        for m in model.modules():
+            if isinstance(m, SPPF):
+                m.cv1.act = Conv.default_act
+            elif isinstance(m, nn.BatchNorm2d):
+                m.eps, m.momentum = ULTRALYTICS_BN_EPS, ULTRALYTICS_BN_MOMENTUM
     model.class_names = tuple(cfg.class_names)
     model.family = cfg.family  # which ultralytics checkpoints fill it whole (fusion.pretrained)
     return model

@@ -49,9 +49,8 @@ class Backbone(nn.Module):
                                       C2f(c(128), c(128), n(3), True))
             self.p3 = nn.Sequential(Conv(c(128), c(256), 3, 2), C2f(c(256), c(256), n(6), True))
             self.p4 = nn.Sequential(Conv(c(256), c(512), 3, 2), C2f(c(512), c(512), n(6), True))
-            sppf = SPPF(c(1024), c(1024), 5)
-            sppf.cv1.act = Conv.default_act  # YOLOv8's SPPF activates cv1 (ultralytics restores it for such YAMLs)
-            self.p5 = nn.Sequential(Conv(c(512), c(1024), 3, 2), C2f(c(1024), c(1024), n(3), True), sppf)
+            self.p5 = nn.Sequential(Conv(c(512), c(1024), 3, 2), C2f(c(1024), c(1024), n(3), True),
+                                    SPPF(c(1024), c(1024), 5))
             self.channels = (c(256), c(512), c(1024))
             return
         self.stem = nn.Sequential(Conv(in_channels, c(64), 3, 2), Conv(c(64), c(128), 3, 2),

@@ -105,39 +105,65 @@ def test_every_backbone_and_neck_tensor_of_yolov8_lands_in_the_yolov8_family(che
     assert report.family == "yolov8"
 
 
+def _trained_like(model: torch.nn.Module) -> torch.nn.Module:
+    """Random BatchNorm statistics, as training leaves them: fresh ones (1, 0) would fold into equal biases, which
+    the ONNX exporter shares, and keep activations so small that a missing activation hides in the tolerance."""
+    torch.manual_seed(0)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.normal_(0, 0.1)
+        bn.running_mean.normal_(0, 0.1)
+        bn.running_var.uniform_(0.5, 1.5)
+    return model
+
+
 @pytest.fixture(scope="module")
 def yolov8_onnx(tmp_path_factory):
     """A YOLOv8n exported the way ultralytics exports (BatchNorm folded into biased convolutions, parameter names
     kept as initializer names), with the model that wrote it."""
     from ultralytics import YOLO
 
-    model = YOLO("yolov8n.yaml").model
-    torch.manual_seed(0)
-    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # trained-like statistics: fresh
-        bn.weight.data.uniform_(0.5, 1.5)  # ones and zeros would fold into equal biases, which the exporter shares
-        bn.bias.data.normal_(0, 0.1)
-        bn.running_mean.normal_(0, 0.1)
-        bn.running_var.uniform_(0.5, 1.5)
-    model = model.fuse().eval()
+    model = _trained_like(YOLO("yolov8n.yaml").model).fuse().eval()
     path = tmp_path_factory.mktemp("onnx") / "yolov8n.onnx"
     torch.onnx.export(model, (torch.zeros(1, 3, 128, 160),), str(path), input_names=["images"], dynamo=False,
                       opset_version=17)
     return path, model
 
 
-def test_an_ultralytics_onnx_export_computes_the_same_boxes_in_the_yolov8_family(yolov8_onnx):
+def _same_features(model, theirs, detect: int) -> None:
+    """Our backbone + neck against what ultralytics' Detect (layer `detect`) receives, on one random batch."""
+    x = torch.rand(2, 3, 128, 160)
+    seen = []  # P3, P4, P5 from the layers before Detect
+    hook = theirs.model[detect].register_forward_pre_hook(lambda _m, inputs: seen.extend(t.clone() for t in inputs[0]))
+    with torch.no_grad():
+        theirs.eval()(x)
+        ours = model.eval().neck(model.backbone(x))
+    hook.remove()
+    for a, b in zip(ours, seen, strict=True):  # (B, C, H/s, W/s) at strides 8, 16, 32
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)  # exact but for float rounding (folded BatchNorm)
+
+
+def test_an_ultralytics_onnx_export_computes_the_same_features_in_the_yolov8_family(yolov8_onnx):
     path, theirs = yolov8_onnx
-    model = build_model(ModelConfig(arch="rgb", family="yolov8")).eval()
+    model = build_model(ModelConfig(arch="rgb", family="yolov8", ultralytics_exact=True))
     report = load_pretrained(model, path, arch="rgb")
     assert report.family == "yolov8" and report.new["backbone.p5"] == 0 and report.new["neck.bu5"] == 0
-    x = torch.rand(2, 3, 128, 160)
-    seen = []  # what ultralytics' Detect (layer 22) receives: P3, P4, P5 from layers 15, 18, 21
-    theirs.model[22].register_forward_pre_hook(lambda _m, inputs: seen.extend(t.clone() for t in inputs[0]))
-    with torch.no_grad():
-        theirs(x)
-        ours = model.neck(model.backbone(x))
-    for a, b in zip(ours, seen, strict=True):  # (B, C, H/s, W/s) at strides 8, 16, 32
-        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+    _same_features(model, theirs, detect=22)
+
+
+def test_a_yolo11_checkpoint_computes_the_same_features_with_ultralytics_layer_details(tmp_path):
+    from ultralytics import YOLO
+
+    theirs = _trained_like(YOLO("yolo11n.yaml").model)
+    path = tmp_path / "yolo11n.state.pt"
+    torch.save(theirs.state_dict(), path)
+    model = build_model(ModelConfig(arch="rgb", ultralytics_exact=True))
+    load_pretrained(model, path, arch="rgb")
+    _same_features(model, theirs, detect=23)
+    legacy = build_model(ModelConfig(arch="rgb"))  # the shipped models' SPPF and BatchNorm eps: not ultralytics'
+    load_pretrained(legacy, path, arch="rgb")
+    with pytest.raises(AssertionError):
+        _same_features(legacy, theirs, detect=23)
 
 
 def test_building_an_ultralytics_yolov8_leaves_our_yolo11_head_alone(checkpoints):
@@ -157,8 +183,10 @@ def test_an_unreadable_onnx_file_is_a_checkpoint_error(tmp_path):
 def test_a_frozen_backbone_stays_as_loaded_and_unknown_modules_are_named(yolov8_onnx, tmp_path):
     from fusion.checkpoint import load_checkpoint
     from fusion.config import ConfigError
-    from fusion.train import freeze, main
+    from fusion.train import TrainConfig, freeze, main
 
+    with pytest.raises(ConfigError, match=r"pretrained=.*init=.*one of them"):
+        TrainConfig(pretrained="yolo11n.pt", init="models/mid_n.pt")
     with pytest.raises(ConfigError, match=r"no module 'rgb_bakbone'.*rgb_backbone"):
         freeze(build_model(ModelConfig(arch="mid")), ("rgb_bakbone",))
     out = tmp_path / "run"
@@ -167,7 +195,8 @@ def test_a_frozen_backbone_stays_as_loaded_and_unknown_modules_are_named(yolov8_
                  f"pretrained={yolov8_onnx[0]}", "freeze=[rgb_backbone]"]) == 0
     loaded = build_model(ModelConfig(arch="mid", family="yolov8"))
     load_pretrained(loaded, yolov8_onnx[0], arch="mid")
-    trained, _, _ = load_checkpoint(out / "last.pt")
+    trained, trained_cfg, _ = load_checkpoint(out / "last.pt")
+    assert trained_cfg.ultralytics_exact  # pretrained= gives ultralytics' layer details; the checkpoint keeps them
     before, after = loaded.state_dict(), trained.state_dict()
     frozen = [k for k in before if k.startswith("rgb_backbone.") and not k.endswith("num_batches_tracked")]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)  # weights and BatchNorm statistics
