@@ -161,9 +161,10 @@ def _data_key(cfg: TrainConfig) -> str:
     return f"synthetic:{d.seed}:{d.n_train}" if d.source == "synthetic" else f"folder:{d.root}:{d.split}"
 
 
-def _init_weights(path: str | Path, mcfg: ModelConfig, *, key: str) -> tuple[dict, ModelConfig]:
-    """The state dict of a fusedet checkpoint made for the same model, and `mcfg` with that checkpoint's
-    `ultralytics_exact` (not in the weights, part of what they compute); CheckpointError naming the file otherwise."""
+def _init_weights(path: str | Path, mcfg: ModelConfig, *, key: str) -> tuple[dict, ModelConfig, dict]:
+    """The state dict of a fusedet checkpoint made for the same model, `mcfg` with that checkpoint's
+    `ultralytics_exact` (not in the weights, part of what they compute) and the whole checkpoint; CheckpointError
+    naming the file otherwise."""
     _model, init_cfg, ckpt = load_checkpoint(path)
     ours = (mcfg.arch, mcfg.scale, mcfg.family, list(mcfg.class_names))
     theirs = (init_cfg.arch, init_cfg.scale, init_cfg.family, list(init_cfg.class_names))
@@ -171,7 +172,7 @@ def _init_weights(path: str | Path, mcfg: ModelConfig, *, key: str) -> tuple[dic
         raise CheckpointError(f"{key}={path}: made for {'/'.join(map(str, theirs))}, not {'/'.join(map(str, ours))} "
                               "(arch/scale/family/classes)")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    return state, replace(mcfg, ultralytics_exact=init_cfg.ultralytics_exact)
+    return state, replace(mcfg, ultralytics_exact=init_cfg.ultralytics_exact), ckpt
 
 
 def freeze(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Module]:
@@ -197,11 +198,11 @@ def train(cfg: TrainConfig) -> dict:
     train_src, val_src, data_names = sources(cfg)
     mcfg = model_config(cfg, data_names)
     resuming = cfg.resume and (out / "last.pt").exists()
-    weights = None  # the fusedet state dict to start from (init=, or last.pt when resuming)
+    weights, ckpt = None, {}  # the fusedet state dict to start from (init=, or last.pt when resuming)
     if resuming:
-        weights, mcfg = _init_weights(out / "last.pt", mcfg, key="resume")
+        weights, mcfg, ckpt = _init_weights(out / "last.pt", mcfg, key="resume")
     elif cfg.init:
-        weights, mcfg = _init_weights(cfg.init, mcfg, key="init")
+        weights, mcfg, _ = _init_weights(cfg.init, mcfg, key="init")
     elif cfg.pretrained:
         mcfg = replace(mcfg, ultralytics_exact=True)  # the loaded layers compute what they computed in ultralytics
     model = build_model(mcfg)
@@ -219,8 +220,7 @@ def train(cfg: TrainConfig) -> dict:
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, best, history = 0, -1.0, []
-    if resuming:
-        _, _, ckpt = load_checkpoint(out / "last.pt")
+    if resuming:  # last.pt, read once above
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], json.loads(ckpt["history"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
