@@ -48,6 +48,7 @@ class LoadReport:
     reshaped: Counter = field(default_factory=Counter)  # module → stem tensors adapted to 1 or 4 input channels
     new: Counter = field(default_factory=Counter)  # module → tensors left at their fresh initialisation
     mismatched: list[str] = field(default_factory=list)  # "ours ← theirs: shape a vs b", e.g. the class branch
+    exact: bool = True  # False: the model was built without model.ultralytics_exact (see `text`)
 
     def text(self) -> str:
         mods = sorted(set(self.loaded) | set(self.reshaped) | set(self.new))
@@ -57,6 +58,9 @@ class LoadReport:
         lines.append(f"  total: {sum(self.loaded.values())} loaded, {sum(self.reshaped.values())} reshaped, "
                      f"{sum(self.new.values())} new")
         lines += [f"  not loaded (shape): {m}" for m in self.mismatched[:12]]
+        if not self.exact:  # same tensors, slightly different function: BatchNorm eps 1e-5 and an unactivated SPPF
+            lines.append("  note: the model was built without model.ultralytics_exact=true, so these layers do not "
+                         "compute exactly what they computed in ultralytics (fusion.train sets it for pretrained=)")
         return "\n".join(lines)
 
 
@@ -147,7 +151,7 @@ def load_pretrained(model: nn.Module, path: str | Path, *, arch: str, trust: boo
     state, family = read_state(path, trust=trust)
     backbone, neck, head_index = MAPS[family, getattr(model, "family", "yolo11")]
     ours = model.state_dict()
-    report = LoadReport(str(path), family)
+    report = LoadReport(str(path), family, exact=getattr(model, "ultralytics_exact", False))
     done: set[str] = set()
     layer = re.compile(r"^model\.(\d+)\.(.+)$")
     for key, value in state.items():

@@ -135,7 +135,7 @@ def person(th: Thing, cam: Camera, t: float) -> Drawing:
     elif bag == 3:  # shoulder bag at the hip
         prims.append(up.line((-sh * 0.8, sh_z), (hp * 1.2, 0.55 * H), 0.03 * k, th.colors[4], t_top - 0.3))
         prims.append(up.ellipse((hp * 1.3, 0.5 * H), 0.13 * k, 0.07 * H, th.colors[4], t_top - 0.35))
-    return Drawing(prims, up.depth, _extent(prims))
+    return Drawing(prims, up.depth, extent(prims))
 
 
 def cyclist(th: Thing, cam: Camera, t: float) -> Drawing:
@@ -168,7 +168,7 @@ def cyclist(th: Thing, cam: Camera, t: float) -> Drawing:
     head = (shoulder[0] + 0.06 * sgn * side, shoulder[1] + 0.17 * k)
     prims.append(up.ellipse(head, 0.085 * k, 0.11 * k, skin, th.temp, body=True))
     prims.append(up.ellipse((head[0], head[1] + 0.04 * k), 0.09 * k, 0.08 * k, hair, th.temp - 0.33, body=True))
-    return Drawing(prims, up.depth, _extent(prims))
+    return Drawing(prims, up.depth, extent(prims))
 
 
 # Stacked boxes of each vehicle style: (z0, z1, along offset and length as fractions of L, width fraction,
@@ -314,10 +314,11 @@ def furniture(th: Thing, cam: Camera, t: float) -> Drawing:
     return Drawing(p, up.depth, None)
 
 
-def _extent(prims: list[Prim]) -> tuple[float, float, float, float]:
+def extent(prims: list[Prim], *, labelled: bool = True) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) px around the prims: the labelled ones (the label box), or all of them (what is painted)."""
     xs, ys = [], []
     for q in prims:
-        if not q.body:
+        if labelled and not q.body:
             continue
         pad = q.width / 2
         ax, ay = q.axes

@@ -5,17 +5,21 @@ auto-exposure compensates only partly (night frames stay dark, as real lit stree
 and rolling-shutter row noise, and fog that thickens with distance. Thermal: ambient temperatures (asphalt keeps
 the day's heat, the sky is cold), the objects' temperatures, the soft optics and halo of an LWIR lens, fixed-pattern
 and temporal noise, and automatic gain control that stretches each frame to its own range, as thermal cores do.
-In both, body parts are shaded round (`paint_shaded`), not flat.
+In both, body parts are shaded round (`paint_shaded`), not flat, and moving objects smear along their image motion
+(`paint_moving`): over the exposure in RGB, which auto-exposure lengthens to 1/25 s at night, and over the
+bolometer's thermal time constant in LWIR.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from fusion.data.figures import Drawing, Prim
+from fusion.data.figures import Drawing, Prim, extent
 
 if TYPE_CHECKING:
     from fusion.data.population import Thing
@@ -28,6 +32,7 @@ _IDENTITY: Affine = (1.0, 1.0, 0.0, 0.0)
 _Q = 4  # glare and visibility are computed at 1/4 resolution
 _RGB_ROUND = 0.45  # how much darker a body part is at its rim than on its axis (paint_shaded), RGB
 _IR_ROUND = 0.1  # ... and in LWIR, as a fraction of its temperature
+_BOLOMETER_S = 0.012  # thermal time constant of an uncooled microbolometer (8-14 ms): LWIR smears motion too
 
 
 def paint(img: np.ndarray, q: Prim, value, aff: Affine = _IDENTITY) -> None:
@@ -84,6 +89,58 @@ def paint_shaded(img: np.ndarray, q: Prim, value, aff: Affine, dark: float) -> N
         region[yy, xx, :3] = v[:3] * shade[:, None]
 
 
+def exposure_s(light: float) -> float:
+    """RGB exposure time: auto-exposure lengthens it as the light falls, up to the frame time (1/25 s) at night."""
+    return float(np.clip(0.004 / max(light, 1e-3), 0.001, 0.04))
+
+
+def motion(scene: Scene, th: Thing, seconds: float, aff: Affine = _IDENTITY) -> tuple[float, float]:
+    """(dx, dy) px under `aff`: how far `th` moves in the image during `seconds` centred on now (at mid-height)."""
+    if th.speed <= 0:
+        return 0.0, 0.0
+    half = 0.5 * th.speed * seconds
+    hx, hy, z = half * math.cos(th.heading), half * math.sin(th.heading), 0.5 * th.size[2]
+    u0, v0, d0 = scene.camera.project(th.x - hx, th.y - hy, z)
+    u1, v1, d1 = scene.camera.project(th.x + hx, th.y + hy, z)
+    if min(d0, d1) < 1.0:  # passing under the lens: no meaningful image motion
+        return 0.0, 0.0
+    return float(u1 - u0) * aff[0], float(v1 - v0) * aff[1]
+
+
+def paint_moving(img: np.ndarray, d: Drawing, move: tuple[float, float], aff: Affine,
+                 draw: Callable[[], None]) -> None:
+    """`draw()` the object `d`, smeared by `move` (dx, dy) px: what it paints is spread along its motion with a line
+    kernel (the shutter is open all along it) and laid over what was there before, as a moving object is seen."""
+    dx, dy = move
+    if math.hypot(dx, dy) < 1.0:
+        draw()
+        return
+    sx, sy, tx, ty = aff
+    x1, y1, x2, y2 = extent(d.prims, labelled=False)
+    pad_x, pad_y = abs(dx) / 2 + 3, abs(dy) / 2 + 3
+    x0, y0 = max(int(x1 * sx + tx - pad_x), 0), max(int(y1 * sy + ty - pad_y), 0)
+    x3, y3 = min(int(x2 * sx + tx + pad_x) + 1, img.shape[1]), min(int(y2 * sy + ty + pad_y) + 1, img.shape[0])
+    if x3 <= x0 or y3 <= y0:
+        draw()
+        return
+    before = img[y0:y3, x0:x3].copy()
+    draw()
+    after = img[y0:y3, x0:x3]
+    changed = after != before
+    mask = (changed.any(-1) if changed.ndim == 3 else changed).astype(np.float32)  # (h, w) what the object covers
+    r = math.ceil(max(abs(dx), abs(dy)) / 2) + 1  # kernel half-size, px
+    kernel = np.zeros((2 * r + 1, 2 * r + 1), np.uint8)
+    cv2.line(kernel, (round((r - dx / 2) * _ONE), round((r - dy / 2) * _ONE)),
+             (round((r + dx / 2) * _ONE), round((r + dy / 2) * _ONE)), 255, 1, cv2.LINE_8, _SHIFT)
+    k = kernel.astype(np.float32) / max(float(kernel.sum()), 1.0)
+    cover = cv2.filter2D(mask, -1, k, borderType=cv2.BORDER_CONSTANT)
+    seen = cv2.filter2D(after * (mask[..., None] if after.ndim == 3 else mask), -1, k,
+                        borderType=cv2.BORDER_CONSTANT)
+    cover = cover[..., None] if after.ndim == 3 else cover
+    # Where the smear does not reach, what was there stays exact (filter2D leaves ~1e-8 of round-off).
+    after[...] = np.where(cover > 1e-4, before * (1.0 - cover) + seen, before)
+
+
 def _cast(light: float) -> np.ndarray:
     """Daylight colour (BGR): warm at dusk, blue-grey at night."""
     dusk = float(np.clip(1.0 - abs(light - 0.3) / 0.25, 0.0, 1.0))
@@ -108,23 +165,28 @@ def render_rgb(scene: Scene, drawn: list[tuple[Thing, Drawing]], il: Illuminatio
     glow = np.zeros((H // _Q, W // _Q), np.float32)
     ids = np.zeros((H // _Q, W // _Q), np.uint16)
     quarter = (1 / _Q, 1 / _Q, 0.0, 0.0)
+    shutter = exposure_s(il.light)
     own_area = []
     for i, (th, d) in enumerate(drawn, start=1):
         a, b = st.to_street(th.x, th.y)
         irr = daylight + float(st.lamp_light(a, b, 1.0)) * lamp_rgb  # what lights the object (BGR)
         dist = float(np.hypot(th.x, th.y))
-        for q in d.prims:
-            if q.rgb is None:
-                continue
-            col = np.asarray(q.rgb, np.float32) * irr
-            if q.emit > 0:
-                col = col + np.asarray(q.rgb, np.float32) * q.emit * max(on, 0.25) * 1.5
-                paint(glow, q, q.emit * max(on, 0.25), quarter)
-            if q.body:
-                paint_shaded(canvas, q, (*map(float, col), dist), _IDENTITY, _RGB_ROUND)
-            else:
-                paint(canvas, q, (*map(float, col), dist))
-            paint(ids, q, i, quarter)
+
+        def draw(i=i, d=d, irr=irr, dist=dist) -> None:
+            for q in d.prims:
+                if q.rgb is None:
+                    continue
+                col = np.asarray(q.rgb, np.float32) * irr
+                if q.emit > 0:
+                    col = col + np.asarray(q.rgb, np.float32) * q.emit * max(on, 0.25) * 1.5
+                    paint(glow, q, q.emit * max(on, 0.25), quarter)
+                if q.body:
+                    paint_shaded(canvas, q, (*map(float, col), dist), _IDENTITY, _RGB_ROUND)
+                else:
+                    paint(canvas, q, (*map(float, col), dist))
+                paint(ids, q, i, quarter)
+
+        paint_moving(canvas, d, motion(scene, th, shutter), _IDENTITY, draw)
         own_area.append(_count(ids, d, i))
     # What is left of each object once the nearer ones are drawn over it: (pixels now) / (pixels when drawn).
     visible = [(_count(ids, d, i) / n) if n else 1.0
@@ -167,12 +229,16 @@ def render_ir(scene: Scene, drawn: list[tuple[Thing, Drawing]], il: Illumination
               ) -> np.ndarray:
     w, h = scene.config.ir_size
     img = scene.ir_base + (0.1 * il.light) * scene.ir_sun  # sun-warmed ground and walls by day
-    for _th, d in drawn:
-        for q in d.prims:
-            if q.ir is not None and q.body:
-                paint_shaded(img, q, float(q.ir), scene.ir_affine, _IR_ROUND)
-            elif q.ir is not None:
-                paint(img, q, float(q.ir), scene.ir_affine)
+    for th, d in drawn:
+
+        def draw(d=d) -> None:
+            for q in d.prims:
+                if q.ir is not None and q.body:
+                    paint_shaded(img, q, float(q.ir), scene.ir_affine, _IR_ROUND)
+                elif q.ir is not None:
+                    paint(img, q, float(q.ir), scene.ir_affine)
+
+        paint_moving(img, d, motion(scene, th, _BOLOMETER_S, scene.ir_affine), scene.ir_affine, draw)
     if il.fog > 0:  # long-wave IR is barely affected by fog: a little contrast lost
         img = img * (1.0 - 0.2 * il.fog) + (0.2 * il.fog) * float(img.mean())
     img = cv2.GaussianBlur(img, (0, 0), sigmaX=0.9)  # thermal optics are softer than visible ones

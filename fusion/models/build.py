@@ -61,6 +61,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
                 m.eps, m.momentum = ULTRALYTICS_BN_EPS, ULTRALYTICS_BN_MOMENTUM
     model.class_names = tuple(cfg.class_names)
     model.family = cfg.family  # which ultralytics checkpoints fill it whole (fusion.pretrained)
+    model.ultralytics_exact = cfg.ultralytics_exact  # whether loaded ultralytics layers compute as they did there
     return model
 
 

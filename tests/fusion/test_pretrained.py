@@ -158,10 +158,10 @@ def test_a_yolo11_checkpoint_computes_the_same_features_with_ultralytics_layer_d
     path = tmp_path / "yolo11n.state.pt"
     torch.save(theirs.state_dict(), path)
     model = build_model(ModelConfig(arch="rgb", ultralytics_exact=True))
-    load_pretrained(model, path, arch="rgb")
+    assert "ultralytics_exact" not in load_pretrained(model, path, arch="rgb").text()
     _same_features(model, theirs, detect=23)
     legacy = build_model(ModelConfig(arch="rgb"))  # the shipped models' SPPF and BatchNorm eps: not ultralytics'
-    load_pretrained(legacy, path, arch="rgb")
+    assert "built without model.ultralytics_exact" in load_pretrained(legacy, path, arch="rgb").text()  # said
     with pytest.raises(AssertionError):
         _same_features(legacy, theirs, detect=23)
 

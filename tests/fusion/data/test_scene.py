@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from fusion.data.figures import Drawing, Prim
+from fusion.data.render import exposure_s, motion, paint, paint_moving
 from fusion.data.scene import SLICES, Illumination, SceneConfig, make_scene, render_pair
 
 SMALL = SceneConfig(rgb_size=(320, 256), ir_size=(160, 128))
@@ -90,6 +92,36 @@ def test_objects_move_over_time():
     f0 = scene.render(0.0, il, np.random.default_rng(0))
     f1 = scene.render(1.0, il, np.random.default_rng(0))
     assert len(f0.boxes) and not np.allclose(f0.boxes[: len(f1.boxes)], f1.boxes[: len(f0.boxes)])
+
+
+def _bar(img: np.ndarray, move: tuple[float, float]) -> np.ndarray:
+    """A white 10x30 px bar on black painted through paint_moving with image motion `move`."""
+    bar = Prim("poly", np.array([[40.0, 20.0], [50.0, 20.0], [50.0, 50.0], [40.0, 50.0]]), (1.0, 1.0, 1.0), 1.0)
+    paint_moving(img, Drawing([bar], 10.0, None), move, (1.0, 1.0, 0.0, 0.0), lambda: paint(img, bar, 1.0))
+    return img
+
+
+def test_moving_objects_smear_along_their_motion_and_still_ones_do_not():
+    still = _bar(np.zeros((80, 100), np.float32), (0.0, 0.0))
+    plain = np.zeros((80, 100), np.float32)
+    paint(plain, Prim("poly", np.array([[40.0, 20.0], [50.0, 20.0], [50.0, 50.0], [40.0, 50.0]]), None, 1.0),
+          1.0)
+    np.testing.assert_array_equal(still, plain)  # no motion: exactly the plain painter (static stills unchanged)
+    moved = _bar(np.zeros((80, 100), np.float32), (16.0, 0.0))  # 16 px to the right during the exposure
+    cols, rows = moved.sum(0) > 0, moved.sum(1) > 0
+    assert cols.sum() >= still.sum(0).astype(bool).sum() + 14 and rows.sum() == rows[still.sum(1) > 0].sum()
+    assert abs(moved.sum() - still.sum()) < 0.02 * still.sum()  # the light is spread, not created or lost
+    assert moved.max() < 1.0 and ((moved > 0.05) & (moved < 0.95)).sum() > 300  # soft leading and trailing edges
+    rgb = _bar(np.zeros((80, 100, 3), np.float32), (0.0, 12.0))  # colour canvases smear too, here vertically
+    assert (rgb[..., 0].sum(1) > 0).sum() >= 30 + 10
+
+
+def test_night_exposure_is_longer_and_moving_scenes_blur_only_where_things_move():
+    assert exposure_s(0.04) == pytest.approx(0.04) and exposure_s(1.0) < 0.01
+    scene = make_scene(21, SceneConfig())
+    mover = next(th for th in scene.things if th.kind == "vehicle" and th.speed > 3)
+    dx, dy = motion(scene, mover, exposure_s(0.04))
+    assert np.hypot(dx, dy) > 5 and np.hypot(*motion(scene, mover, exposure_s(1.0))) < np.hypot(dx, dy) / 5
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
