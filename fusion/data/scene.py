@@ -184,10 +184,16 @@ def scene_seed(dataset_seed: int, index: int) -> int:
 
 
 def render_pair(seed: int, slice_: Slice, config: SceneConfig | None = None) -> Frame:
-    """One still pair from `seed` in illumination slice `slice_`, with the JPEG compression stills usually carry."""
-    scene = make_scene(seed, config, speed=0.0)
+    """One still pair from `seed` in illumination slice `slice_`, with the JPEG compression stills usually carry.
+
+    A still is a moment of a moving street, as real footage is: people walk (stride poses) and movers smear over the
+    exposure. Each mover is placed where `populate` put it at that moment, so a still keeps its sampled layout
+    (a car at 11 m/s would otherwise drive out of view before t = 5 s)."""
+    scene = make_scene(seed, config, speed=1.0)
     rng = np.random.default_rng([seed, 1])
-    f = scene.render(float(rng.uniform(0, 5)), sample_illumination(slice_, rng), rng)
+    t = float(rng.uniform(0, 5))
+    scene.things = [th.at(-t) for th in scene.things]
+    f = scene.render(t, sample_illumination(slice_, rng), rng)
     q_rgb, q_ir = int(rng.integers(55, 95)), int(rng.integers(60, 95))
     rgb = cv2.imdecode(cv2.imencode(".jpg", f.rgb, [cv2.IMWRITE_JPEG_QUALITY, q_rgb])[1], cv2.IMREAD_COLOR)
     ir = cv2.imdecode(cv2.imencode(".jpg", f.ir, [cv2.IMWRITE_JPEG_QUALITY, q_ir])[1], cv2.IMREAD_GRAYSCALE)
