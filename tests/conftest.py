@@ -5,8 +5,8 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-# Longest first, so the two workers of `make test` finish together (fault injection ~12.6 min, e2e ~4 min).
-_FIRST = ("test_reliability.py", "test_job_e2e.py", "test_tracking.py")
+# Longest first, so the two workers of `make test` finish together (fault injection ~6 min per module, e2e ~4 min).
+_FIRST = ("test_reliability.py", "test_reliability_restarts.py", "test_job_e2e.py", "test_tracking.py")
 
 
 def pytest_collection_modifyitems(config, items):

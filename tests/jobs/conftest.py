@@ -38,3 +38,13 @@ def ray_cluster(s3_endpoint):
                    dashboard_port=port, logging_level="WARNING")
     yield ctx
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def archive(s3_endpoint):
+    """The fault-injection modules' paired archive in S3: 3 clips of 4 s, 6 chunks of 2 s."""
+    from fusion.data.generate import ArchiveSpec, write_archive
+
+    url = "s3://fusedet/rel-archive"
+    write_archive(ArchiveSpec(out=url, clips=3, seconds=4.0, fps=25, seed=31, rgb_size=(320, 256), ir_size=(160, 128)))
+    return url
