@@ -60,15 +60,21 @@ NOTES = """
 """
 
 
-def job_config(archive: str, out: str, *overrides: str, endpoint: str | None = None,
-               out_endpoint: str | None = None) -> JobConfig:
-    """Without an endpoint, s3:// goes to the moto server directly (AWS_ENDPOINT_URL); the proxy is opt-in."""
+def job_args(archive: str, out: str, *overrides: str, endpoint: str | None = None,
+             out_endpoint: str | None = None) -> list[str]:
+    """The scenarios' overrides of configs/job.yaml (later ones win). Without an endpoint, s3:// goes to the moto
+    server directly (AWS_ENDPOINT_URL); the proxy is opt-in."""
     so = [f"input.storage_options={{endpoint_url: {endpoint}}}"] if endpoint else []
     so += [f"output.storage_options={{endpoint_url: {out_endpoint}}}"] if out_endpoint else []
-    return load_config(JobConfig, ROOT / "configs" / "job.yaml", [
-        f"input.archive={archive}", f"output.path={out}", *so, "chunk.seconds=2", "engine.size=[320,256]",
-        f"engine.fused_model={ROOT}/models/mid_n.onnx", "modality.mode=fused", "engine.threads=1",
-        "cluster.actors=2", "cluster.gpus_per_actor=1", "cluster.memory_gb=1", *overrides])
+    return [f"input.archive={archive}", f"output.path={out}", *so, "chunk.seconds=2", "engine.size=[320,256]",
+            f"engine.fused_model={ROOT}/models/mid_n.onnx", "modality.mode=fused", "engine.threads=1",
+            "cluster.actors=2", "cluster.gpus_per_actor=1", "cluster.memory_gb=1", *overrides]
+
+
+def job_config(archive: str, out: str, *overrides: str, endpoint: str | None = None,
+               out_endpoint: str | None = None) -> JobConfig:
+    return load_config(JobConfig, ROOT / "configs" / "job.yaml",
+                       job_args(archive, out, *overrides, endpoint=endpoint, out_endpoint=out_endpoint))
 
 
 def job_audit(out: str, endpoint: str | None = None) -> dict:

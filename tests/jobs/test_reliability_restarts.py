@@ -16,14 +16,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from fusion.config import load_config
 from fusion.data.generate import ArchiveSpec, write_archive
-from jobs.audit import AuditConfig, audit
-from jobs.config import JobConfig
 from jobs.detect import exit_status
 from jobs.detect import main as run_job
 
-from .reliability import ROOT, assert_clean, check_rows, job_audit, job_config, record
+from .reliability import ROOT, assert_clean, check_rows, job_args, job_audit, job_config, record
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SCENARIOS = ["node removed mid-run", "driver killed, job re-run", "driver interrupted (Ctrl-C)", "two runs at once",
@@ -42,11 +39,7 @@ def test_node_loss_mid_run_is_survived(tmp_path):
     workers = [cluster.add_node(num_cpus=2, num_gpus=1) for _ in range(2)]
     ray.init(address=cluster.address)
     try:
-        cfg = load_config(JobConfig, ROOT / "configs" / "job.yaml", [
-            f"input.archive={tmp_path}/archive", f"output.path={tmp_path}/out", "chunk.seconds=2",
-            "engine.size=[320,256]", f"engine.fused_model={ROOT}/models/mid_n.onnx", "modality.mode=fused",
-            "engine.threads=1", "cluster.actors=2", "cluster.gpus_per_actor=1", "cluster.cpus_per_actor=1",
-            "cluster.memory_gb=1"])
+        cfg = job_config(f"{tmp_path}/archive", f"{tmp_path}/out", "cluster.cpus_per_actor=1")
         result: dict = {}
         runner = threading.Thread(target=lambda: result.update(run_job(cfg)), daemon=True)
         runner.start()
@@ -67,7 +60,7 @@ def test_node_loss_mid_run_is_survived(tmp_path):
         assert result["chunks_done"] + result["chunks_skipped"] == 6, result["status"]
         assert len(list(frames.rglob("*.parquet"))) == 6
         assert len(list((tmp_path / "out" / "detections").rglob("*.parquet"))) == 6
-        rep = audit(str(tmp_path / "out"), AuditConfig())
+        rep = job_audit(str(tmp_path / "out"))
         assert rep["ok"] and rep["written_frames"] == rep["expected_frames"], rep["counts"]
         record("node removed mid-run", rep)
     finally:
@@ -82,10 +75,7 @@ def _driver(cfg_args: list[str], ray_address: str) -> subprocess.Popen:
 
 
 def _args(archive: str, out: str, *extra: str) -> list[str]:
-    return [f"input.archive={archive}", f"output.path={out}", "chunk.seconds=2", "engine.size=[320,256]",
-            f"engine.fused_model={ROOT}/models/mid_n.onnx", "modality.mode=fused", "engine.threads=1",
-            "cluster.actors=1", "cluster.gpus_per_actor=1", "cluster.memory_gb=1", "cluster.chunks_in_flight=1",
-            *extra]
+    return job_args(archive, out, "cluster.actors=1", "cluster.chunks_in_flight=1", *extra)
 
 
 def _wait_for_first_chunk(out: Path, proc: subprocess.Popen) -> None:
