@@ -28,7 +28,7 @@ from fusion.config import ConfigError, cli_main, parse_args, to_dict
 from fusion.data.gpu_batches import GpuBatches, PairStore
 from fusion.data.layouts import read_dataset
 from fusion.data.pairs import AugmentConfig, FolderPairs, SyntheticPairs, TrainPairs, collate
-from fusion.data.scene import CLASS_NAMES
+from fusion.data.scene import CLASS_NAMES, generator_version
 from fusion.evaluate import evaluate
 from fusion.models.build import ModelConfig, build_model
 from fusion.pretrained import load_pretrained, summary_by_part
@@ -158,7 +158,8 @@ def train_step(model, losses, opt, scaler, batch: dict, *, device: torch.device,
 
 def _data_key(cfg: TrainConfig) -> str:
     d = cfg.data
-    return f"synthetic:{d.seed}:{d.n_train}" if d.source == "synthetic" else f"folder:{d.root}:{d.split}"
+    return f"synthetic:{d.seed}:{d.n_train}:{generator_version()}" if d.source == "synthetic" else \
+        f"folder:{d.root}:{d.split}"
 
 
 def _init_weights(path: str | Path, mcfg: ModelConfig, *, key: str) -> tuple[dict, ModelConfig, dict]:

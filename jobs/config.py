@@ -100,6 +100,11 @@ class ModalityConfig:
     max_loss: float = 0.005  # mAP50 (0..1) a cheaper engine may lose against fused in a brightness bin (0.5 pt)
     min_frames: int = 300  # validation frames a bin needs before its figures are trusted (fewer did not hold up on
     #                        unseen clips: benchmarks/results/adaptive.json)
+    # Route by figures validated on generated scenes (the shipped models' own stamps)? Off: they hold on generated
+    # streets, but the shipped RGB stream has not been shown to find real people (README, real photos), so on real
+    # footage a route proven only there could lose what fused finds. Figures stamped from your own labelled pairs
+    # (eval_adaptive.py val_data=) are always used.
+    trust_generated: bool = False
     hysteresis: float = 0.02  # dead band: leave a mode only when brightness is this far past a bin edge
     min_dwell_s: float = 2.0  # stay at least this long in a mode before switching again
     smoothing_s: float = 1.0  # time constant of the exponential brightness smoothing

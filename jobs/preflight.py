@@ -77,8 +77,8 @@ def check_models(cfg: JobConfig) -> tuple[tuple[str, ...], Routes]:
             raise PreflightError(f"{keys[mode]} has classes {list(classes)} but {keys[first_mode]} has "
                                  f"{list(first)}: the models of one run must agree")
     m = cfg.modality
-    routes = build_routes(validated, max_loss=m.max_loss, min_frames=m.min_frames) if m.mode == "adaptive" \
-        else FUSED_ONLY
+    routes = build_routes(validated, max_loss=m.max_loss, min_frames=m.min_frames,
+                          trust_generated=m.trust_generated) if m.mode == "adaptive" else FUSED_ONLY
     return first, routes
 
 

@@ -7,7 +7,9 @@ the fused model in each bin. For every bin the route is the cheaper single-modal
 bound there is within `max_loss`; else fused. The point estimate alone is not enough: one clip's frames are far from
 independent, and with the bound missing a bin equal on 8 validation clips lost 0.8 pt on 8 others. A bin without
 enough validation frames, a bound (too few clips), or a model without the metadata, routes to fused: the adaptive
-mode never trades accuracy it has not measured.
+mode never trades accuracy it has not measured. Figures measured on generated scenes (`generated` in the metadata;
+missing counts as generated) route only with `trust_generated`: accuracy on rendered streets is not accuracy on a
+camera's footage.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ class Routes:
 FUSED_ONLY = Routes((0.0, 1.0), ("fused",), ("no validated alternative",))
 
 
-def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_frames: int) -> Routes:
-    """validated: mode → metadata {"edges": [...], "mAP50": [...], "frames": [...], "loss_upper": [...]} or None
-    (fused carries no `loss_upper`)."""
+def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_frames: int,
+                 trust_generated: bool = False) -> Routes:
+    """validated: mode → metadata {"edges": [...], "mAP50": [...], "frames": [...], "loss_upper": [...],
+    "generated": bool} or None (fused carries no `loss_upper`)."""
     fused = validated.get("fused")
     if not fused:
         return Routes((0.0, 1.0), ("fused",), ("the fused model carries no validated accuracy per brightness",))
@@ -55,6 +58,7 @@ def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_fram
     for b in range(len(edges) - 1):
         f_acc, f_n = fused["mAP50"][b], fused["frames"][b]
         best, best_acc, why = "fused", -1.0, f"fused mAP50 {f_acc:.3f}: no cheaper engine within max_loss"
+        held = ""  # a cheaper engine proven on generated scenes only, not trusted
         if f_n < min_frames or f_acc != f_acc:  # NaN: no targets in this bin
             modes.append("fused")
             reasons.append(f"{f_n} validation frames: too few to trust")
@@ -65,11 +69,15 @@ def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_fram
                 continue
             acc, n = v["mAP50"][b], v["frames"][b]
             bound = v.get("loss_upper", [float("nan")] * (len(edges) - 1))[b]
-            if n >= min_frames and acc == acc and bound <= max_loss and acc > best_acc:
+            proven = n >= min_frames and acc == acc and bound <= max_loss
+            if proven and v.get("generated", True) and not trust_generated:
+                held = (f"fused mAP50 {f_acc:.3f}: {m} {acc:.3f}, loss <= {bound:.3f}, but measured on generated "
+                        "scenes only (modality.trust_generated=true routes by them)")
+            elif proven and acc > best_acc:
                 best, best_acc, why = m, acc, f"{m} mAP50 {acc:.3f} vs fused {f_acc:.3f}, loss <= {bound:.3f}"
             elif n >= min_frames and acc == acc and acc >= f_acc - max_loss and best == "fused":
                 why = (f"fused mAP50 {f_acc:.3f}: {m} {acc:.3f} is close, but its loss bound is "
                        + (f"{bound:.3f}" if bound == bound else "unmeasured"))
         modes.append(best)
-        reasons.append(why)
+        reasons.append(held if held and best == "fused" else why)
     return Routes(edges, tuple(modes), tuple(reasons))

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from fusion.data.appearance import randomize_appearance
 from fusion.data.layouts import PairedDataset, read_image
 from fusion.data.letterbox import frames_to_tensors, letterbox
-from fusion.data.scene import SLICES, SceneConfig, render_pair, scene_seed
+from fusion.data.scene import SLICES, SceneConfig, generator_version, render_pair, scene_seed
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,10 @@ class SyntheticPairs(Dataset):
     """
 
     def __init__(self, *, n: int, seed: int, size: tuple[int, int], slices: tuple[str, ...] = SLICES,
-                 cache_dir: str = "", workers: int = 8):
+                 cache_dir: str = "", workers: int = 8, hfov: tuple[float, float] = SceneConfig.hfov):
         self.n, self.slices, self.seed = n, slices, seed
-        self.cfg = SceneConfig(rgb_size=size, ir_size=(size[0] // 2, size[1] // 2), ir_shift=2.0, ir_scale=0.02)
+        self.cfg = SceneConfig(rgb_size=size, ir_size=(size[0] // 2, size[1] // 2), ir_shift=2.0, ir_scale=0.02,
+                               hfov=hfov)
         self._cache_dir = cache_dir
         self._cache = _build_cache(self, Path(cache_dir), workers) if cache_dir else None
 
@@ -119,8 +120,11 @@ def _render_for_cache(args):
 
 
 def _cache_key(ds: SyntheticPairs, root: Path) -> Path:
+    """One cache per dataset, size, lens range and version of the scene generator (its modules' source): renders
+    from before a scene change are never reused for the new scenes."""
     W, H = ds.cfg.rgb_size
-    return root / f"synth_s{ds.seed}_n{ds.n}_{W}x{H}"
+    lens = "" if ds.cfg.hfov == SceneConfig.hfov else "_fov{:g}-{:g}".format(*ds.cfg.hfov)
+    return root / f"synth_s{ds.seed}_n{ds.n}_{W}x{H}{lens}_g{generator_version()}"
 
 
 def _build_cache(ds: SyntheticPairs, root: Path, workers: int):

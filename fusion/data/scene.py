@@ -15,7 +15,10 @@ fed only IR (warm non-targets: dogs, warm posts, heated cabinets, lit windows). 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -74,6 +77,7 @@ class SceneConfig:
     max_targets: int = 12  # persons + vehicles, at least 1
     ir_shift: float = 0.0  # max |IR misalignment| in IR pixels, per axis, drawn per scene
     ir_scale: float = 0.0  # max |relative IR scale error|, drawn per scene
+    hfov: tuple[float, float] = (20.0, 66.0)  # range of the lens's horizontal field of view, degrees (tele..wide)
 
     def __post_init__(self) -> None:
         for name in ("rgb_size", "ir_size"):
@@ -84,6 +88,9 @@ class SceneConfig:
             raise ValueError("SceneConfig.max_targets must be >= 1")
         if self.ir_shift < 0 or not 0 <= self.ir_scale < 0.5:
             raise ValueError("SceneConfig.ir_shift must be >= 0 and ir_scale in [0, 0.5)")
+        lo, hi = self.hfov
+        if not 5 <= lo <= hi <= 120:
+            raise ValueError(f"SceneConfig.hfov={self.hfov}: a (narrowest, widest) field of view within 5..120 degrees")
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ def make_scene(seed: int, config: SceneConfig | None = None, *, speed: float = 1
     cfg = config or SceneConfig()
     rng = np.random.default_rng(seed)
     W, H = cfg.rgb_size
-    cam = Camera.sample(cfg.rgb_size, rng)
+    cam = Camera.sample(cfg.rgb_size, rng, hfov=cfg.hfov)
     street = sample_street(cam, rng, seed)
     heights, edges = building_heights(street, rng)
     v, u = np.mgrid[0:H, 0:W].astype(np.float32) + 0.5  # pixel centres, (H, W) each
@@ -176,6 +183,15 @@ def make_scene(seed: int, config: SceneConfig | None = None, *, speed: float = 1
     ir_base, ir_sun = street_thermal(street, ir_hits, edges, np.random.default_rng([seed, 3]))
     things = populate(cam, street, cfg.max_targets, rng, speed)
     return Scene(cfg, cam, street, things, (sx, sy, tx, ty), bg, ir_base, ir_sun, seed)
+
+
+@functools.cache
+def generator_version() -> str:
+    """A digest of the scene generator's source: caches of rendered pairs carry it (a changed scene re-renders)."""
+    here = Path(__file__).parent
+    src = b"".join((here / f"{m}.py").read_bytes() for m in ("camera", "street", "population", "figures", "render",
+                                                             "scene"))
+    return hashlib.sha256(src).hexdigest()[:10]
 
 
 def scene_seed(dataset_seed: int, index: int) -> int:

@@ -78,7 +78,7 @@ def test_shipped_model_loads_and_is_small():
     assert path.stat().st_size <= 10 * 2**20
     _model, cfg, ckpt = load_checkpoint(path)
     assert cfg.arch == "mid" and cfg.scale == "n"
-    # held-out mAP50-95 recorded by the training run: 0.627 on the street scenes (models/README.md); an untrained
+    # held-out mAP50-95 recorded by the training run: 0.814 on the street scenes (models/README.md); an untrained
     # or broken model records < 0.1
     assert ckpt["best"] >= 0.55
 

@@ -69,3 +69,16 @@ def test_operating_point_counts_recall_false_boxes_and_body_coverage():
     assert r["recall"] == {"person": 1.0, "vehicle": 0.0}
     assert r["false_per_frame"] == 0.5  # one false box over two frames
     assert r["person_height_ratio"] == 0.75  # (1.0 + 0.5) / 2: boxes cover three quarters of the bodies
+
+
+def test_rendered_pair_cache_is_per_lens_band(tmp_path):
+    """benchmarks/eval_lens.py renders one lens band at a time into one cache folder: a band must never read
+    another band's renders (nor a new scene generator an old one's: the key carries its version)."""
+    from fusion.data.pairs import SyntheticPairs
+
+    wide = SyntheticPairs(n=3, seed=4, size=(160, 128), cache_dir=str(tmp_path), workers=1)
+    tele = SyntheticPairs(n=3, seed=4, size=(160, 128), cache_dir=str(tmp_path), workers=1, hfov=(16.0, 26.0))
+    assert len(list(tmp_path.glob("*.labels.npz"))) == 2
+    for i in range(3):
+        np.testing.assert_array_equal(tele.raw(i)[0], tele.render(i)[0])
+    assert any(not np.array_equal(wide.raw(i)[0], tele.raw(i)[0]) for i in range(3))

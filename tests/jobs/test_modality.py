@@ -1,4 +1,5 @@
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ CFG = ModalityConfig(hysteresis=0.02, min_dwell_s=2.0, smoothing_s=0.0)
 def meta(acc, frames=200, bound=None):
     """Validated figures; `bound`: the loss bounds of a cheaper engine (default: its point loss + 0.0005)."""
     fused = [0.90, 0.95, 0.97, 0.98]
-    m = {"edges": EDGES, "mAP50": acc, "frames": [frames] * len(acc)}
+    m = {"edges": EDGES, "mAP50": acc, "frames": [frames] * len(acc), "generated": False}  # your own labelled pairs
     if acc != fused:
         m["loss_upper"] = bound if bound is not None else [f - a + 0.0005 for f, a in zip(fused, acc, strict=True)]
     return m
@@ -58,6 +59,32 @@ def test_a_cheaper_engine_equal_on_average_but_not_surely_is_not_chosen(bound, w
     routes = build_routes({**VALIDATED, "ir": ir}, max_loss=0.005, min_frames=50)
     assert routes.modes[0] == "fused" and why in routes.reasons[0]
     assert routes.modes[2:] == ("rgb", "rgb")  # the other bins keep their proven route
+
+
+@pytest.mark.parametrize("flag", [True, None])
+def test_routes_proven_on_generated_scenes_only_are_not_taken_unless_trusted(flag):
+    """The shipped models' figures come from generated streets (`generated`: true, or absent in stamps made before
+    the flag): they route only with modality.trust_generated, and the reason says why not."""
+    validated = {k: {**v, "generated": flag} for k, v in VALIDATED.items()}
+    if flag is None:
+        validated = {k: {kk: vv for kk, vv in v.items() if kk != "generated"} for k, v in validated.items()}
+    held = build_routes(validated, max_loss=0.005, min_frames=50)
+    assert held.only_fused
+    assert "ir 0.899" in held.reasons[0] and "generated scenes only" in held.reasons[0]
+    assert "rgb 0.985" in held.reasons[3] and "trust_generated" in held.reasons[3]
+    assert build_routes(validated, max_loss=0.005, min_frames=50, trust_generated=True).modes == ROUTES.modes
+
+
+def test_the_shipped_models_run_fused_by_default_and_say_why():
+    from jobs.config import JobConfig
+    from jobs.preflight import check_models
+
+    cfg = JobConfig()
+    _, routes = check_models(cfg)
+    _, trusted = check_models(replace(cfg, modality=replace(cfg.modality, trust_generated=True)))
+    assert routes.only_fused and trusted.edges == routes.edges
+    for mode, why in zip(trusted.modes, routes.reasons, strict=True):  # every bin the stamps would route, held
+        assert mode == "fused" or (f"{mode} " in why and "generated scenes only" in why)
 
 
 @pytest.mark.parametrize(("value", "mode"), [(0.05, "ir"), (0.15, "fused"), (0.25, "rgb"), (0.5, "rgb")])

@@ -37,6 +37,7 @@ def test_validating_on_your_own_pairs_stamps_your_models(tmp_path):
     for f in (models / "mid_n.onnx", models / "mid_n.pt"):
         _, validated = model_meta(f)
         assert validated["frames"] == fused["frames"] and str(data) in validated["source"]
+        assert validated["generated"] is False  # your own pairs: the job routes by them by default
     assert (ROOT / "models" / "mid_n.onnx").read_bytes() == shipped
 
 

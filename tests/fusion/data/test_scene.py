@@ -50,6 +50,19 @@ def test_stills_are_moments_of_a_moving_street_with_the_sampled_layout():
     assert np.mean(np.asarray(ious) < 0.98) > 0.2  # but not frozen: strides widen boxes, walkers have moved
 
 
+def test_people_span_far_to_near_as_in_real_surveillance_footage():
+    """Real elevated street cameras show people from far and small to ~400 px tall near the lens at 1280x1024
+    (0.39 of the frame height). Lenses from tele to wide put the top tenth of people there, with far ones kept."""
+    heights = []
+    for seed in range(100):
+        f = render_pair(seed, "day", SMALL)
+        heights += ((f.boxes[f.classes == 0, 3] - f.boxes[f.classes == 0, 1]) / 256).tolist()
+    p10, p90 = np.percentile(heights, [10, 90])
+    assert len(heights) > 300
+    assert p90 >= 0.38, f"near people {p90:.3f} of the frame height"  # 40-66° lenses alone: 0.33-0.37
+    assert p10 <= 0.15, f"far people {p10:.3f} of the frame height"
+
+
 def _luma(bgr):
     return (0.114 * bgr[..., 0] + 0.587 * bgr[..., 1] + 0.299 * bgr[..., 2]).mean()
 
@@ -150,6 +163,8 @@ def test_night_exposure_is_longer_and_moving_scenes_blur_only_where_things_move(
     ({"rgb_size": (32, 32)}, "rgb_size"),
     ({"max_targets": 0}, "max_targets"),
     ({"ir_scale": 0.7}, "ir_scale"),
+    ({"hfov": (80.0, 24.0)}, "hfov"),
+    ({"hfov": (2.0, 60.0)}, "hfov"),
 ])
 def test_scene_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
