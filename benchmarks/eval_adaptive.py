@@ -14,7 +14,8 @@ policy the job derives from those figures against always-fused / always-RGB / al
    uncertainty of each cheaper engine's loss against fused comes from a paired bootstrap over clips: resample the
    clips that have frames in the bin, score both engines on the same resample, keep the 95th percentile of the loss.
 2. `jobs.routing.build_routes` turns those figures into routes (a cheaper engine only where that bound is within
-   `max_loss`).
+   `max_loss`). Generated validation clips are trusted here (`modality.trust_generated=true`: the policy measured is
+   the routing itself); the job's defaults do not route by them, and `job_default_routes` records what they give.
 3. Test clips (seed `seed`, never used to validate): the job's ModePolicy with those routes picks an engine per
    frame; accuracy per slice and GPU time (frames per engine × the H100 per-pair engine time of `trt.bench`, batch
    32, torch fp16 + CUDA graphs; benchmarks/results/bench_h100_*.json) against the fixed modes.
