@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import logging
 import math
+import multiprocessing
 import posixpath
 import sys
 from collections.abc import Sequence
@@ -100,10 +101,11 @@ class ArchiveSpec:
     ir_size: tuple[int, int] = (320, 256)  # (W, H): thermal cameras have fewer pixels
     schedule: Literal["mixed", "transition"] = "mixed"  # mixed: a slice per clip; transition: day↔night ramps
     start: str = "2026-06-01T18:00:00"  # first clip's wall-clock start (ISO 8601)
+    workers: int = 2  # processes rendering clips at once (1 = in this process)
 
     def __post_init__(self) -> None:
-        if self.clips < 1 or self.seconds <= 0 or self.fps < 1 or self.cameras < 1:
-            raise ConfigError("archive: clips, seconds, fps and cameras must be positive")
+        if self.clips < 1 or self.seconds <= 0 or self.fps < 1 or self.cameras < 1 or self.workers < 1:
+            raise ConfigError("archive: clips, seconds, fps, cameras and workers must be positive")
         try:
             dt.datetime.fromisoformat(self.start)
         except ValueError as exc:
@@ -149,6 +151,10 @@ def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: fl
     return n
 
 
+def _write_clip_kw(kw: dict) -> int:
+    return write_clip(**kw)
+
+
 def write_archive(spec: ArchiveSpec) -> str:
     """Write paired clips under `<out>/<camera_id>/<date>/` plus `<out>/manifest.csv`; returns the manifest URL."""
     fs, base = fsspec.core.url_to_fs(spec.out)
@@ -157,18 +163,32 @@ def write_archive(spec: ArchiveSpec) -> str:
     t0 = dt.datetime.fromisoformat(spec.start)
     rows = ["video_id,camera_id,rgb_uri,ir_uri,start_time"]
     prefix = spec.out.rstrip("/")
-    for k in range(spec.clips):
+    clips = []
+    for k in range(spec.clips):  # lighting is drawn here, in clip order: the archive is the same for any `workers`
         cam = f"cam{k % spec.cameras:02d}"
         start = t0 + dt.timedelta(minutes=10 * k)
         vid = f"{cam}_{start:%Y%m%dT%H%M%S}"
         rel = posixpath.join(cam, f"{start:%Y-%m-%d}")
         urls = {x: f"{prefix}/{rel}/{vid}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
         lf, lt = _clip_lighting(spec, k, rng)
-        write_clip(rgb_url=urls["rgb.mp4"], ir_url=urls["ir.mp4"], gt_url=urls["gt.parquet"],
-                   seed=spec.seed * 1_000 + k, seconds=spec.seconds, fps=spec.fps, config=cfg,
-                   light_from=lf, light_to=lt)
+        clips.append({"rgb_url": urls["rgb.mp4"], "ir_url": urls["ir.mp4"], "gt_url": urls["gt.parquet"],
+                      "seed": spec.seed * 1_000 + k, "seconds": spec.seconds, "fps": spec.fps, "config": cfg,
+                      "light_from": lf, "light_to": lt})
         rows.append(f"{vid},{cam},{rel}/{vid}_rgb.mp4,{rel}/{vid}_ir.mp4,{start.isoformat()}")
-        log.info("wrote clip %s (%d/%d)", vid, k + 1, spec.clips)
+    workers = min(spec.workers, spec.clips)
+    if workers == 1:
+        written = map(_write_clip_kw, clips)
+    else:
+        # Spawned, not forked: callers (the demo, tests) may hold threads, e.g. an S3 client's event loop or Ray's,
+        # that a forked child would inherit mid-state.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        written = pool.map(_write_clip_kw, clips)
+    try:
+        for k, _n in enumerate(written):
+            log.info("wrote clip %s (%d/%d)", rows[k + 1].split(",")[0], k + 1, spec.clips)
+    finally:
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
     manifest = posixpath.join(base, "manifest.csv")
     fs.pipe_file(manifest, ("\n".join(rows) + "\n").encode())
     return f"{prefix}/manifest.csv"

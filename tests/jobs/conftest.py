@@ -1,7 +1,6 @@
 """Real parts for the job tests: a moto S3 server (HTTP, S3 protocol) and a local Ray cluster with logical GPUs."""
 
 import os
-import socket
 
 import pytest
 
@@ -31,11 +30,9 @@ def ray_cluster(s3_endpoint):
     """A local Ray for one test module: 4 CPUs, 2 logical GPUs (GPU-pinned actors schedule on CPU CI)."""
     import ray
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-                   dashboard_port=port, logging_level="WARNING")
+    # No dashboard: nothing here submits jobs to it (the README test runs `ray job submit` on its own cluster), and
+    # its processes cost seconds of the two CPUs of CI per module.
+    ctx = ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=False, logging_level="WARNING")
     yield ctx
     ray.shutdown()
 

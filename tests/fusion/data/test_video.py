@@ -4,6 +4,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from fusion.config import ConfigError
 from fusion.data.generate import ArchiveSpec, write_archive
 from fusion.data.video import VideoError, VideoReader, write_video
 
@@ -70,3 +71,15 @@ def test_archive_pairs_have_same_frame_count_and_timestamps(tmp_path):
             assert t_rgb == t_ir
         gt = pq.read_table(str(tmp_path / row["rgb_uri"]).replace("_rgb.mp4", "_gt.parquet")).to_pydict()
         assert max(gt["frame_idx"]) <= 49 and set(gt["class_id"]) <= {0, 1}
+
+
+def test_archive_is_the_same_rendered_in_parallel_or_in_one_process(tmp_path):
+    spec = dict(clips=3, seconds=0.4, fps=10, seed=9, rgb_size=(160, 128), ir_size=(80, 64), schedule="transition")
+    write_archive(ArchiveSpec(out=str(tmp_path / "one"), workers=1, **spec))
+    write_archive(ArchiveSpec(out=str(tmp_path / "two"), workers=2, **spec))
+    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(one) == 3 * 3 + 1
+    for rel in one:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+    with pytest.raises(ConfigError, match="workers"):
+        ArchiveSpec(out=str(tmp_path), workers=0)
