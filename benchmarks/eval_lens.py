@@ -7,7 +7,8 @@ at 1280x1024 (75-200 px at the model's 640x512 input for the nearer half). Each 
 (dataset seed 1500, never trained on) with the horizontal field of view drawn from that band only
 (`SceneConfig.hfov`); narrower bands mean larger people. Per band and model: the people's height at the model's
 input (10th / 50th / 90th percentile), mAP50 / mAP50-95, and at the job's score threshold the person recall, false
-boxes per frame and how much of a person's height the matched boxes cover (1 = the whole body).
+boxes per frame (and per cause: `fusion.evaluate.FALSE_CAUSES`) and how much of a person's height the matched boxes
+cover (1 = the whole body).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                              "person_px_p10_p50_p90": np.percentile(heights, [10, 50, 90]).round(1).tolist(),
                              "mAP50": res["mAP50"], "mAP50-95": res["mAP50-95"],
                              "person_recall": at["recall"]["person"], "false_per_frame": at["false_per_frame"],
-                             "person_height_ratio": at["person_height_ratio"]})
+                             "person_height_ratio": at["person_height_ratio"],
+                             "false_per_frame_by_cause": at["false_per_frame_by_cause"]})
                 r = rows[-1]
                 print(f"{band[0]:>4g}-{band[1]:<4g} {path:24} people {r['person_px_p10_p50_p90']} px  mAP50 "
                       f"{r['mAP50']:.3f} / {r['mAP50-95']:.3f}  recall {r['person_recall']:.3f}  false "

@@ -55,16 +55,17 @@ def _photos() -> dict[str, np.ndarray]:
     return {name: cv2.imread(str(assets / name)) for name in PHOTOS}
 
 
-def score(det: np.ndarray, gt: list, classes: tuple[str, ...]) -> dict:
-    """det (N, 6) x1,y1,x2,y2,score,class → per class: hand boxes, found, false boxes; and, for the first class,
-    detected / true box height. The matching is `fusion.evaluate.operating_point`'s (the held-out tables' own)."""
+def score(det: np.ndarray, gt: list, classes: tuple[str, ...], size: tuple[int, int]) -> dict:
+    """det (N, 6) x1,y1,x2,y2,score,class on a (W, H) = `size` image → per class: hand boxes, found, false boxes;
+    and, for the first class, detected / true box height. The matching is `fusion.evaluate.operating_point`'s (the
+    held-out tables' own)."""
     from fusion.evaluate import operating_point
 
     n = len(classes)
     boxes = torch.tensor([b[1:] for b in gt], dtype=torch.float32).reshape(-1, 4)
     cls = torch.tensor([classes.index(b[0]) for b in gt])
     d = torch.from_numpy(det).float().reshape(-1, 6)
-    op = operating_point(d, boxes, cls, conf=0.0, n=n)  # det is already thresholded at the job's conf
+    op = operating_point(d, boxes, cls, conf=0.0, n=n, size=size)  # det is already thresholded at the job's conf
     res = {}
     for c, name in enumerate(classes):
         found = int(op[c])
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                     bgr[:H, :W] = photo
                     flat_ir = np.full(bgr.shape[:2], 128, np.uint8)  # no thermal information
                     out = det([bgr], [flat_ir])[0]
-                    r = score(out, PHOTOS[name], det.classes)
+                    r = score(out, PHOTOS[name], det.classes, (bgr.shape[1], bgr.shape[0]))
                     results.setdefault(model, {}).setdefault(f"shrink{f}", {})[name] = r
                     print(f"{model:28} x{f} {name:11} " + "  ".join(
                         f"{c}: {v['found']}/{v['true']} found, {v['false']} false" for c, v in r.items()))

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from ultralytics.engine.validator import BaseValidator
 from ultralytics.utils.metrics import ap_per_class, box_iou
 
-from fusion.config import cli_main, parse_args
+from fusion.config import ConfigError, cli_main, parse_args
 from fusion.models.postprocess import postprocess
 
 IOU_THRESHOLDS = torch.linspace(0.5, 0.95, 10)
@@ -50,23 +50,49 @@ def summarize(stats: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     return {"mAP50": float(ap[:, 0].mean()), "mAP50-95": float(ap.mean()), "targets": len(target_cls)}
 
 
-def operating_point(dets: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor, *, conf: float,
-                    n: int) -> np.ndarray:
-    """What a user of the job sees at score threshold `conf`, for one image of an `n`-class model → (2n + 2,):
-    [matched targets per class..., targets per class..., false boxes, sum of matched class-0 height ratios]
-    (IoU >= 0.5, ultralytics' matching; height ratio = detected / true box height: 1 = the whole body)."""
-    out = np.zeros(2 * n + 2)
+FALSE_CAUSES = ("duplicate", "misplaced", "frame_filling", "at_edge", "background")
+
+
+def operating_point(dets: torch.Tensor, boxes: torch.Tensor, classes: torch.Tensor, *, conf: float, n: int,
+                    size: tuple[int, int]) -> np.ndarray:
+    """What a user of the job sees at score threshold `conf`, for one (W, H) = `size` image of an `n`-class model
+    → (2n + 2 + len(FALSE_CAUSES),): [matched targets per class..., targets per class..., false boxes, sum of
+    matched class-0 height ratios, false boxes per cause...] (IoU >= 0.5, ultralytics' matching; height ratio =
+    detected / true box height: 1 = the whole body). Each false box gets the first cause that fits: `duplicate`, a
+    second box on an object another box found (IoU >= 0.3); `misplaced`, on an object of its class but IoU < 0.5
+    (e.g. head-to-torso); `frame_filling`, a quarter of the image or more; `at_edge`, touching the border (objects
+    cut by the frame); `background`, the rest."""
+    out = np.zeros(2 * n + 2 + len(FALSE_CAUSES))
     d = dets[dets[:, 4] >= conf]
     tp = match(d, boxes, classes)[:, 0] if len(d) else np.zeros(0, bool)
     for c in range(n):
         out[c] = tp[d[:, 5].numpy() == c].sum() if len(d) else 0
         out[n + c] = (classes == c).sum()
     out[2 * n] = (~tp).sum()
-    if tp.any() and len(boxes):
-        iou = box_iou(boxes.float(), d[tp, :4].float())  # (targets, matched detections)
-        gt = boxes[iou.argmax(0)]
-        ratio = (d[tp, 3] - d[tp, 1]) / (gt[:, 3] - gt[:, 1]).clamp(min=1e-6)
+    iou = box_iou(boxes.float(), d[:, :4].float()) if len(boxes) and len(d) else torch.zeros(len(boxes), len(d))
+    same = classes[:, None] == d[:, 5][None, :].long()  # (targets, detections)
+    found = torch.zeros(len(boxes), dtype=torch.bool)  # targets some detection matched
+    if tp.any():
+        best = iou[:, torch.from_numpy(tp)].argmax(0)  # the target each matched detection found
+        ratio = (d[tp, 3] - d[tp, 1]) / (boxes[best, 3] - boxes[best, 1]).clamp(min=1e-6)
         out[2 * n + 1] = float(ratio[d[tp, 5] == 0].sum())
+        found[best] = True
+    W, H = size
+    edge = 0.01 * max(W, H)
+    for j in np.flatnonzero(~tp):
+        on_own = iou[:, j] * same[:, j]  # (targets,) IoU with the targets of this box's class
+        x1, y1, x2, y2 = d[j, :4].tolist()
+        if bool(((on_own >= 0.3) & found).any()):
+            cause = "duplicate"
+        elif bool((on_own >= 0.1).any()):
+            cause = "misplaced"
+        elif (x2 - x1) * (y2 - y1) >= 0.25 * W * H:
+            cause = "frame_filling"
+        elif min(x1, y1) <= edge or x2 >= W - edge or y2 >= H - edge:
+            cause = "at_edge"
+        else:
+            cause = "background"
+        out[2 * n + 2 + FALSE_CAUSES.index(cause)] += 1
     return out
 
 
@@ -74,8 +100,10 @@ def summarize_operating_point(rows: list[np.ndarray], conf: float, names: tuple[
     t = np.sum(rows, 0)
     n = len(names)
     recall = {names[c]: float(t[c] / t[n + c]) if t[n + c] else float("nan") for c in range(n)}
+    causes = {k: float(t[2 * n + 2 + i] / len(rows)) for i, k in enumerate(FALSE_CAUSES)}
     return {"conf": conf, "recall": recall, "false_per_frame": float(t[2 * n] / len(rows)),
-            f"{names[0]}_height_ratio": float(t[2 * n + 1] / t[0]) if t[0] else float("nan")}
+            f"{names[0]}_height_ratio": float(t[2 * n + 1] / t[0]) if t[0] else float("nan"),
+            "false_per_frame_by_cause": causes}
 
 
 @torch.inference_mode()
@@ -100,7 +128,7 @@ def evaluate(model: Callable[[torch.Tensor, torch.Tensor], Any], loader: DataLoa
                                              strict=True):
             d = d.cpu()
             row = (match(d, boxes, classes), d[:, 4].numpy(), d[:, 5].numpy(), classes.numpy())
-            at = operating_point(d, boxes, classes, conf=op_conf, n=len(names))
+            at = operating_point(d, boxes, classes, conf=op_conf, n=len(names), size=size)
             for k in ("overall", slice_) if slice_ else ("overall",):
                 per_slice[k].append(row)
                 op[k].append(at)
@@ -124,7 +152,12 @@ class EvalConfig:
     device: str = "auto"
     plot: str = ""  # PNG path prefix for PR curves ("" = none)
     op_conf: float = 0.25  # score threshold of the recall / false-box figures (the job's engine.conf)
+    iou: float = 0.6  # NMS IoU threshold (the job's engine.iou)
     out: str = ""  # JSON results path ("" = print only)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.op_conf < 1 or not 0 < self.iou < 1:
+            raise ConfigError("op_conf and iou must be in (0, 1)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +181,7 @@ def _run(args: list[str]) -> int:
     loader = DataLoader(TrainPairs(src, size=cfg.size, augment=AugmentConfig(enabled=False)),
                         batch_size=cfg.batch, num_workers=cfg.workers, collate_fn=collate)
     res = evaluate(model.to(device), loader, device=device, size=cfg.size, plot=cfg.plot or None,
-                   op_conf=cfg.op_conf, names=tuple(_mcfg.class_names))
+                   op_conf=cfg.op_conf, iou=cfg.iou, names=tuple(_mcfg.class_names))
     text = json.dumps(res, indent=2)
     if cfg.out:
         Path(cfg.out).write_text(text + "\n")

@@ -64,11 +64,33 @@ def test_operating_point_counts_recall_false_boxes_and_body_coverage():
                          [100, 10, 120, 50, 0.8, 0],  # head-to-torso of the second: IoU 0.5 → matched, ratio 0.5
                          [400, 400, 450, 450, 0.7, 1],  # a vehicle where there is none
                          [200, 200, 300, 250, 0.1, 1]])  # the vehicle, under the threshold
-    row = operating_point(dets, boxes, classes, conf=0.25, n=2)
+    row = operating_point(dets, boxes, classes, conf=0.25, n=2, size=(640, 512))
     r = summarize_operating_point([row, np.zeros_like(row)], 0.25, ("person", "vehicle"))
     assert r["recall"] == {"person": 1.0, "vehicle": 0.0}
     assert r["false_per_frame"] == 0.5  # one false box over two frames
     assert r["person_height_ratio"] == 0.75  # (1.0 + 0.5) / 2: boxes cover three quarters of the bodies
+    assert r["false_per_frame_by_cause"] == {"duplicate": 0.0, "misplaced": 0.0, "frame_filling": 0.0,
+                                             "at_edge": 0.0, "background": 0.5}
+
+
+def test_false_boxes_are_told_apart_by_cause():
+    """The failures seen on real and generated footage, one of each: a second box on a found person, a
+    head-to-torso box on a person nobody found whole, a frame-filling "vehicle", the legs of someone cut by the
+    frame's edge, and a pole called a person."""
+    from fusion.evaluate import FALSE_CAUSES, operating_point
+
+    boxes = torch.tensor([[100.0, 100, 140, 260], [300, 100, 340, 260]])  # two persons, 160 px tall
+    classes = torch.tensor([0, 0])
+    dets = torch.tensor([[100.0, 100, 140, 260, 0.9, 0],  # finds the first person
+                         [104, 96, 146, 250, 0.6, 0],  # a second box on it
+                         [300, 100, 340, 160, 0.7, 0],  # head-to-torso of the second (IoU 0.375)
+                         [20, 30, 620, 500, 0.4, 1],  # a vehicle filling the frame
+                         [560, 0, 590, 60, 0.5, 0],  # legs below the top edge
+                         [450, 200, 460, 300, 0.5, 0]])  # a pole
+    row = operating_point(dets, boxes, classes, conf=0.25, n=2, size=(640, 512))
+    assert row[4] == 5 and row[0] == 1  # five false boxes, one person found
+    assert dict(zip(FALSE_CAUSES, row[6:].tolist(), strict=True)) == {
+        "duplicate": 1, "misplaced": 1, "frame_filling": 1, "at_edge": 1, "background": 1}
 
 
 def test_rendered_pair_cache_is_per_lens_band(tmp_path):
