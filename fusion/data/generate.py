@@ -163,7 +163,7 @@ def write_archive(spec: ArchiveSpec) -> str:
     t0 = dt.datetime.fromisoformat(spec.start)
     rows = ["video_id,camera_id,rgb_uri,ir_uri,start_time"]
     prefix = spec.out.rstrip("/")
-    clips = []
+    clips, vids = [], []
     for k in range(spec.clips):  # lighting is drawn here, in clip order: the archive is the same for any `workers`
         cam = f"cam{k % spec.cameras:02d}"
         start = t0 + dt.timedelta(minutes=10 * k)
@@ -174,21 +174,18 @@ def write_archive(spec: ArchiveSpec) -> str:
         clips.append({"rgb_url": urls["rgb.mp4"], "ir_url": urls["ir.mp4"], "gt_url": urls["gt.parquet"],
                       "seed": spec.seed * 1_000 + k, "seconds": spec.seconds, "fps": spec.fps, "config": cfg,
                       "light_from": lf, "light_to": lt})
+        vids.append(vid)
         rows.append(f"{vid},{cam},{rel}/{vid}_rgb.mp4,{rel}/{vid}_ir.mp4,{start.isoformat()}")
-    workers = min(spec.workers, spec.clips)
-    if workers == 1:
-        written = map(_write_clip_kw, clips)
-    else:
-        # Spawned, not forked: callers (the demo, tests) may hold threads, e.g. an S3 client's event loop or Ray's,
-        # that a forked child would inherit mid-state.
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        written = pool.map(_write_clip_kw, clips)
+    # Spawned, not forked: callers (the demo, tests) may hold threads, e.g. an S3 client's event loop or Ray's,
+    # that a forked child would inherit mid-state.
+    pool = ProcessPoolExecutor(min(spec.workers, spec.clips), mp_context=multiprocessing.get_context("spawn")) \
+        if min(spec.workers, spec.clips) > 1 else None
     try:
-        for k, _n in enumerate(written):
-            log.info("wrote clip %s (%d/%d)", rows[k + 1].split(",")[0], k + 1, spec.clips)
+        for k, _n in enumerate((pool.map if pool else map)(_write_clip_kw, clips)):
+            log.info("wrote clip %s (%d/%d)", vids[k], k + 1, spec.clips)
     finally:
-        if workers > 1:
-            pool.shutdown(cancel_futures=True)
+        if pool:
+            pool.shutdown(cancel_futures=True)  # a failed clip stops the rest
     manifest = posixpath.join(base, "manifest.csv")
     fs.pipe_file(manifest, ("\n".join(rows) + "\n").encode())
     return f"{prefix}/manifest.csv"
