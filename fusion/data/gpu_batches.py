@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from fusion.data.appearance import randomize_appearance, uniform
-from fusion.data.letterbox import frames_to_tensors, letterbox
+from fusion.data.letterbox import PAD, frames_to_tensors, letterbox
 from fusion.data.pairs import AugmentConfig
+from fusion.data.scene import shown_enough
 
 
 def _prepare(args):
@@ -144,7 +145,7 @@ def augment(rgb: torch.Tensor, ir: torch.Tensor, lab: torch.Tensor, bidx: torch.
     a = torch.where(flip, -s, s)
     tx = torch.where(flip, W - (1 - s) * cx, (1 - s) * cx)
     ty = (1 - s) * cy
-    rgb, ir = _warp(rgb, a, s, tx, ty), _warp(ir, a, s, tx, ty)
+    rgb, ir = _warp(rgb, a, s, tx, ty, pad=PAD / 255), _warp(ir, a, s, tx, ty, pad=PAD / 255)
     # Extra IR misalignment (labels stay on the RGB grid, as in real rigs).
     ds = uniform(gen, B, -aug.ir_scale, aug.ir_scale, dev)
     ir = _warp(ir, 1 + ds, 1 + ds, uniform(gen, B, -aug.ir_shift, aug.ir_shift, dev) * W - ds * W / 2,
@@ -162,17 +163,19 @@ def augment(rgb: torch.Tensor, ir: torch.Tensor, lab: torch.Tensor, bidx: torch.
         xs = torch.stack([lab[:, 1], lab[:, 3]], 1) * ab[:, None] + txb[:, None]  # (K, 2)
         ys = torch.stack([lab[:, 2], lab[:, 4]], 1) * sb[:, None] + tyb[:, None]
         box = torch.stack([xs.min(1).values, ys.min(1).values, xs.max(1).values, ys.max(1).values], 1)
-        area0 = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
-        box = torch.stack([box[:, 0].clamp(0, W), box[:, 1].clamp(0, H), box[:, 2].clamp(0, W),
+        cut = torch.stack([box[:, 0].clamp(0, W), box[:, 1].clamp(0, H), box[:, 2].clamp(0, W),
                            box[:, 3].clamp(0, H)], 1)
-        w, h = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
-        keep = (w * h > 0.4 * area0) & (w > 2) & (h > 2)
+        keep = shown_enough(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1], cut[:, 2] - cut[:, 0], cut[:, 3] - cut[:, 1],
+                            W, H)
+        box = cut
         lab, bidx = torch.cat([lab[keep, :1], box[keep]], 1), bidx[keep]
     return rgb, ir, lab, bidx
 
 
-def _warp(x: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
-    """Apply p' = diag(ax, ay) p + t (pixels, per image) by sampling at the inverse map; reflect at the borders."""
+def _warp(x: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor, *,
+          pad: float | None = None) -> torch.Tensor:
+    """Apply p' = diag(ax, ay) p + t (pixels, per image) by sampling at the inverse map. Uncovered borders: `pad`
+    (a zoom-out: mirrored borders would show copies of people nobody labelled) or, with None, reflected."""
     B, _, H, W = x.shape
     # Inverse map in normalised coordinates u = 2p/W - 1: p = (p' - t) / a.
     theta = torch.zeros(B, 2, 3, device=x.device, dtype=x.dtype)
@@ -181,4 +184,6 @@ def _warp(x: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, tx: torch.Tensor,
     theta[:, 0, 2] = ((1 - ax) - 2 * tx / W) / ax  # u = u'/a + ((1 - a) - 2t/W)/a, from p = (p' - t)/a
     theta[:, 1, 2] = ((1 - ay) - 2 * ty / H) / ay
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if pad is None:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.grid_sample(x - pad, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + pad

@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 
 from fusion.data.appearance import randomize_appearance
 from fusion.data.layouts import PairedDataset, read_image
-from fusion.data.letterbox import frames_to_tensors, letterbox
-from fusion.data.scene import SLICES, SceneConfig, generator_version, render_pair, scene_seed
+from fusion.data.letterbox import PAD, frames_to_tensors, letterbox
+from fusion.data.scene import SLICES, SceneConfig, generator_version, render_pair, scene_seed, shown_enough
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,12 @@ class TrainPairs(Dataset):
         return rgb_t, ir_t, torch.from_numpy(boxes).float(), torch.from_numpy(classes).long(), slice_
 
 
-def _affine(img: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _affine(img: np.ndarray, m: np.ndarray, size: tuple[int, int], *, pad: bool = False) -> np.ndarray:
+    """Warp by the 2x3 `m`. `pad`: fill what the warp uncovers with the letterbox grey, as a zoom-out must (mirrored
+    borders would show copies of people nobody labelled); else reflect (the IR's few pixels of misalignment)."""
+    if pad:
+        return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=(PAD, PAD, PAD))
     return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
@@ -214,15 +219,15 @@ def _augment(rgb, ir, boxes, classes, aug: AugmentConfig, rng: np.random.Generat
     m = np.array([[s, 0, (1 - s) * cx], [0, s, (1 - s) * cy]], np.float32)
     if rng.random() < aug.flip:
         m = np.array([[-1, 0, W], [0, 1, 0]], np.float32) @ np.vstack([m, [0, 0, 1]])
-    rgb, ir = _affine(rgb, m, (W, H)), _affine(ir, m, (W, H))
+    rgb, ir = _affine(rgb, m, (W, H), pad=True), _affine(ir, m, (W, H), pad=True)
     if len(boxes):
         pts = np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [0, 3]], boxes[:, [2, 3]]], 1)  # (N,4,2)
         pts = pts @ m[:, :2].T + m[:, 2]
         nb = np.concatenate([pts.min(1), pts.max(1)], 1)
-        area0 = (nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1])
-        nb = np.clip(nb, 0, [W, H, W, H])
-        keep = ((nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1]) > 0.4 * area0) & (nb[:, 2] - nb[:, 0] > 2) & (
-            nb[:, 3] - nb[:, 1] > 2)
+        cut = np.clip(nb, 0, [W, H, W, H])
+        keep = shown_enough(nb[:, 2] - nb[:, 0], nb[:, 3] - nb[:, 1], cut[:, 2] - cut[:, 0], cut[:, 3] - cut[:, 1],
+                            W, H)
+        nb = cut
         boxes, classes = nb[keep].astype(np.float32), classes[keep]
     # Misalignment: IR only, labels stay on the RGB grid (as in real rigs).
     ds = rng.uniform(-aug.ir_scale, aug.ir_scale)

@@ -140,21 +140,29 @@ class Scene:
         return Frame(rgb=rgb, ir=ir, boxes=boxes, classes=classes, illumination=illumination, ids=ids)
 
 
+MIN_SHOWN = 0.25  # an object is labelled when at least this much of it shows: not hidden, and inside the frame
+
+
+def shown_enough(box_w, box_h, in_w, in_h, W: int, H: int):
+    """Would an annotator label an object whose (box_w, box_h) box the (W, H) frame cuts to (in_w, in_h)? Yes when
+    at least MIN_SHOWN of the box is inside (a person cut at the waist is still a person) or the part inside is
+    large (4 % of the frame), and it is at least 3 x 6 px. Arithmetic only: the arguments may be floats, numpy
+    arrays or torch tensors, so the scene's labels and both augmentations (CPU and GPU) cut by one rule."""
+    inside = in_w * in_h
+    return (((inside >= MIN_SHOWN * box_w * box_h) | (inside >= 0.04 * W * H)) & (in_w >= 3) & (in_h >= 6))
+
+
 def _targets(drawn, visible: list[float], W: int, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Label boxes an annotator would draw: the whole body even when partly hidden, but not objects mostly out of
-    the frame (unless what is in it is large), hidden behind nearer ones (< 25 % visible) or too small to tell
-    (< 6 px tall)."""
+    """Label boxes an annotator would draw: the whole body even when partly hidden, clipped to the frame, but not
+    objects hidden behind nearer ones or cut by the frame edge beyond `shown_enough`."""
     boxes, classes, ids = [], [], []
     for (th, d), vis in zip(drawn, visible, strict=True):
-        if th.kind not in _LABEL or d.box is None:
+        if th.kind not in _LABEL or d.box is None or vis < MIN_SHOWN:
             continue
         x1, y1, x2, y2 = d.box
-        cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, W - 1.0), min(y2, H - 1.0)
-        if cx2 - cx1 < 3 or cy2 - cy1 < 6 or vis < 0.25:
+        cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(W)), min(y2, float(H))
+        if not shown_enough(x2 - x1, y2 - y1, cx2 - cx1, cy2 - cy1, W, H):
             continue
-        inside = (cx2 - cx1) * (cy2 - cy1)
-        if inside < 0.4 * (x2 - x1) * (y2 - y1) and inside < 0.04 * W * H:
-            continue  # mostly out of frame, and what is in it is small
         boxes.append((cx1, cy1, cx2, cy2))
         classes.append(_LABEL[th.kind])
         ids.append(th.ident)
