@@ -16,6 +16,14 @@ def _frames(n, h, w, gray=False):
         yield np.roll(base, 2 * i, axis=1)
 
 
+def _mean_abs_diff(a, b) -> float:
+    """Largest per-frame mean |difference| (0-255) between two decoded videos of the same length."""
+    with VideoReader(a) as ra, VideoReader(b) as rb:
+        fa, fb = [f for _, f in ra.frames()], [f for _, f in rb.frames()]
+    assert len(fa) == len(fb), (a, b)
+    return max(float(np.abs(x.astype(np.int16) - y).mean()) for x, y in zip(fa, fb, strict=True))
+
+
 @pytest.mark.parametrize("gray", [False, True])
 def test_round_trip_frame_count_timestamps_size(tmp_path, gray):
     path = str(tmp_path / "v.mp4")
@@ -80,6 +88,15 @@ def test_archive_is_the_same_rendered_in_parallel_or_in_one_process(tmp_path):
     one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
     assert len(one) == 3 * 3 + 1
     for rel in one:
-        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+        if rel.suffix != ".mp4":  # manifest and ground truth: the same bytes
+            assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+            continue
+        # Rendered frames are the same; the H.264 bytes need not be: x264's AVX-512 code gave different bytes
+        # run to run for the same input on an AMD EPYC (mean |diff| <= 0.16 of 255 after decoding; its C and
+        # AVX2 code did not). A scene drawn differently (another seed) differs by far more: see below.
+        assert _mean_abs_diff(tmp_path / "one" / rel, tmp_path / "two" / rel) < 0.5, rel
+    write_archive(ArchiveSpec(out=str(tmp_path / "other"), workers=1, **{**spec, "seed": 10}))
+    rel = next(r for r in one if r.name.endswith("_rgb.mp4"))
+    assert _mean_abs_diff(tmp_path / "one" / rel, tmp_path / "other" / rel) > 10.0
     with pytest.raises(ConfigError, match="workers"):
         ArchiveSpec(out=str(tmp_path), workers=0)
