@@ -63,7 +63,7 @@ class EvalSpec:
             raise ConfigError("eval_adaptive: nothing to validate on: set clips, val_clips or val_data")
         if self.group < 1 or self.resamples < 1 or self.workers < 1 or self.clips < 0 or self.val_clips < 0:
             raise ConfigError("eval_adaptive: group, resamples, workers >= 1 and clips, val_clips >= 0")
-    cache: str = ""  # .pt file of per-frame matches: reused when the spec and models match (re-deciding is cheap)
+    cache: str = ""  # path prefix of per-clip .pt files of per-frame matches, reused when clip, spec and models match
     resamples: int = 400  # bootstrap resamples of the validation clips per bin
     min_clips: int = 3  # clips a bin needs before its loss bound means anything (else the bin stays fused)
     out: str = "benchmarks/results/adaptive.json"
@@ -127,17 +127,17 @@ def run_pairs(spec: EvalSpec) -> list[dict]:
     return frames
 
 
-def run_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
-    """Frames of `clips` generated clips: brightness, light, and each engine's matches against the ground truth
-    (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes).
+def run_clips(spec: EvalSpec, seed: int, ks: list[int], tmp: str) -> list[dict]:
+    """Frames of generated clips `ks` of `seed`: brightness, light, and each engine's matches against the ground
+    truth (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes).
     With `workers` > 1 the clips are rendered and scored in that many processes (one ONNX Runtime thread each)."""
-    if spec.workers == 1 or clips < 2:
-        return [f for k in range(clips) for f in _clip(spec, seed, k, tmp, 0)]
+    if spec.workers == 1 or len(ks) < 2:
+        return [f for k in ks for f in _clip(spec, seed, k, tmp, 0)]
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    with ProcessPoolExecutor(min(spec.workers, clips), mp_context=get_context("spawn")) as pool:
-        parts = pool.map(_clip, *zip(*[(spec, seed, k, tmp, 1) for k in range(clips)], strict=True))
+    with ProcessPoolExecutor(min(spec.workers, len(ks)), mp_context=get_context("spawn")) as pool:
+        parts = pool.map(_clip, *zip(*[(spec, seed, k, tmp, 1) for k in ks], strict=True))
         return [f for part in parts for f in part]
 
 
@@ -165,31 +165,39 @@ def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dic
     for i, (t, img) in enumerate(rgb):
         g = gt[gt.frame_idx == i]
         light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
-        boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(), dtype=torch.float32)
-        rows = _rows({m: o[i] for m, o in outs.items()}, boxes, torch.tensor(g.class_id.to_numpy()))
+        boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))  # (T, 4); T may be 0
+        rows = _rows({m: o[i] for m, o in outs.items()}, boxes, torch.tensor(g.class_id.to_numpy(np.int64)))
         frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
                        "rows": rows})
     return frames
 
 
 def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
-    """run_clips, through `spec.cache` when set: the key is the clip spec and the ONNX graphs (metadata aside,
-    since stamping rewrites it)."""
+    """run_clips of clips 0..clips-1, through `spec.cache` when set, one file per clip: the key is the clip's own
+    seed and direction (clip k of seed s is clip k - j of seed s + j for even j), its spec and the ONNX graphs
+    (metadata aside, since stamping rewrites it). So a larger set reuses a smaller one's clips, and clips scored on
+    other machines can be copied in."""
     if not spec.cache:
-        return run_clips(spec, seed, clips, tmp)
+        return run_clips(spec, seed, list(range(clips)), tmp)
     import hashlib
 
     import onnx
 
-    h = hashlib.sha256(repr((seed, clips, spec.seconds, spec.fps, spec.size)).encode())
+    h = hashlib.sha256(repr((spec.seconds, spec.fps, spec.size)).encode())
     for n in MODELS.values():
         h.update(onnx.load(str(Path(spec.models) / f"{n}.onnx")).graph.SerializeToString())
-    path = Path(spec.cache).with_suffix(f".{seed}.{h.hexdigest()[:12]}.pt")
-    if path.exists():
-        return torch.load(path, weights_only=False)
-    frames = run_clips(spec, seed, clips, tmp)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(frames, path)
+    path = {k: Path(spec.cache).with_suffix(f".{seed + k}.{k % 2}.{h.hexdigest()[:12]}.pt") for k in range(clips)}
+    missing = [k for k in range(clips) if not path[k].exists()]
+    fresh = run_clips(spec, seed, missing, tmp) if missing else []
+    frames = []
+    for k in range(clips):
+        if k in missing:
+            part = [f for f in fresh if f["clip"] == k]
+            path[k].parent.mkdir(parents=True, exist_ok=True)
+            torch.save(part, path[k])
+        else:
+            part = [f | {"clip": k} for f in torch.load(path[k], weights_only=False)]
+        frames += part
     return frames
 
 

@@ -120,6 +120,14 @@ def _clip_lighting(spec: ArchiveSpec, k: int, rng: np.random.Generator) -> tuple
     return il, il
 
 
+# A clip's ground truth: one row per object per frame, boxes in the RGB frame's pixels.
+GROUND_TRUTH = pa.schema([
+    ("frame_idx", pa.int64()), ("timestamp", pa.float64()), ("class_id", pa.int64()), ("object_id", pa.int64()),
+    ("x1", pa.float64()), ("y1", pa.float64()), ("x2", pa.float64()), ("y2", pa.float64()),
+    ("light", pa.float64()),
+])
+
+
 def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: float, fps: int,
                config: SceneConfig, light_from: Illumination, light_to: Illumination) -> int:
     """Render one paired clip with ground truth; lighting goes from `light_from` to `light_to` (light in log space,
@@ -127,7 +135,7 @@ def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: fl
     scene = make_scene(seed, config)
     rng = np.random.default_rng([seed, 2])
     n = round(seconds * fps)
-    keys = ("frame_idx", "timestamp", "class_id", "object_id", "x1", "y1", "x2", "y2", "light")
+    keys = GROUND_TRUTH.names
     gt: dict[str, list] = {k: [] for k in keys}
     frames = []
     for i in range(n):
@@ -145,7 +153,7 @@ def write_clip(*, rgb_url: str, ir_url: str, gt_url: str, seed: int, seconds: fl
     write_video(rgb_url, (r for r, _ in frames), fps=fps)
     write_video(ir_url, (ir for _, ir in frames), fps=fps)
     buf = io.BytesIO()
-    pq.write_table(pa.table(gt), buf)
+    pq.write_table(pa.table(gt, schema=GROUND_TRUTH), buf)  # typed even for a clip without objects
     fs, path = fsspec.core.url_to_fs(gt_url)
     fs.pipe_file(path, buf.getvalue())
     return n

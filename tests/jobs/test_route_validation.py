@@ -50,3 +50,25 @@ def test_nothing_to_validate_on_is_a_one_line_error(tmp_path, capsys):
     assert main([f"val_data={tmp_path}/nope", "clips=0"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{tmp_path}/nope" in err and len(err.splitlines()) == 1
+
+
+def test_clip_cache_is_per_clip_and_reused_by_larger_and_shifted_sets(tmp_path, monkeypatch):
+    """Validation sets grow by clips scored elsewhere: clip k of seed s is clip k - 2 of seed s + 2 (same seed,
+    same day/night direction), so only clips never scored are run; a cached clip is renumbered for its set."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import eval_adaptive as ev
+
+    spec = ev.EvalSpec(clips=2, seconds=0.2, fps=5, size=(160, 128), cache=str(tmp_path / "c" / "clip"))
+    run = ev.run_clips
+    ran = []
+    monkeypatch.setattr(ev, "run_clips", lambda s, seed, ks, tmp: ran.append((seed, ks)) or run(s, seed, ks, tmp))
+    first = ev.cached_clips(spec, 10, 2, str(tmp_path))
+    assert ran == [(10, [0, 1])] and {f["clip"] for f in first} == {0, 1}
+    more = ev.cached_clips(spec, 10, 3, str(tmp_path))
+    assert ran[1:] == [(10, [2])]
+    shifted = ev.cached_clips(spec, 12, 2, str(tmp_path))  # seeds 12 (clip 2 above) and 13 (new, night->day)
+    assert ran[2:] == [(12, [1])]
+    same = [f for f in more if f["clip"] == 2]
+    assert [f["clip"] for f in shifted[:len(same)]] == [0] * len(same)
+    assert [f["brightness"] for f in shifted[:len(same)]] == [f["brightness"] for f in same]
+    assert len(list((tmp_path / "c").glob("clip.*.pt"))) == 4

@@ -100,3 +100,21 @@ def test_archive_is_the_same_rendered_in_parallel_or_in_one_process(tmp_path):
     assert _mean_abs_diff(tmp_path / "one" / rel, tmp_path / "other" / rel) > 10.0
     with pytest.raises(ConfigError, match="workers"):
         ArchiveSpec(out=str(tmp_path), workers=0)
+
+
+def test_ground_truth_is_typed_for_a_clip_without_objects(tmp_path):
+    """A clip whose street stays empty (seed 56 at this size) still writes numeric columns: readers that convert
+    them (evaluation, SQL) must not meet null-typed columns."""
+    from fusion.data.generate import GROUND_TRUTH, write_clip
+    from fusion.data.scene import Illumination, SceneConfig
+
+    for seed, rows in ((56, 0), (3, 1)):
+        gt = tmp_path / f"{seed}_gt.parquet"
+        write_clip(rgb_url=str(tmp_path / f"{seed}_rgb.mp4"), ir_url=str(tmp_path / f"{seed}_ir.mp4"),
+                   gt_url=str(gt), seed=seed, seconds=0.2, fps=5,
+                   config=SceneConfig(rgb_size=(160, 128), ir_size=(80, 64)),
+                   light_from=Illumination(0.9), light_to=Illumination(0.9))
+        table = pq.read_table(gt)
+        assert (table.num_rows == 0) == (rows == 0), (seed, table.num_rows)  # the precondition: empty or not
+        assert table.schema == GROUND_TRUTH
+        assert table.to_pandas()[["x1", "y1", "x2", "y2"]].to_numpy().dtype == np.float64
