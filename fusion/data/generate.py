@@ -82,9 +82,16 @@ def _render_one(args: tuple[DatasetSpec, int]):
 def write_dataset(spec: DatasetSpec) -> int:
     writer = DatasetWriter(spec.out, spec.layout, spec.split, CLASS_NAMES)
     jobs = [(spec, i) for i in range(spec.n)]
-    with ProcessPoolExecutor(spec.workers) as pool:
-        for stem, frame, slice_ in pool.map(_render_one, jobs, chunksize=16):
+    # Spawned, not forked (as write_archive): a forked child of a process with threads (ONNX Runtime's, torch's,
+    # a test runner's) can inherit a lock mid-state and hang for ever; one seen in the test suite, 2026-12-04.
+    pool = ProcessPoolExecutor(spec.workers, mp_context=multiprocessing.get_context("spawn")) \
+        if spec.workers > 1 else None
+    try:
+        for stem, frame, slice_ in (pool.map(_render_one, jobs, chunksize=16) if pool else map(_render_one, jobs)):
             writer.add(stem, frame.rgb, frame.ir, frame.boxes, frame.classes, slice_)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
     writer.close()
     return spec.n
 

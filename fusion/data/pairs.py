@@ -140,8 +140,13 @@ def _build_cache(ds: SyntheticPairs, root: Path, workers: int):
         rgb = np.lib.format.open_memmap(key.with_suffix(".rgb.npy"), "w+", np.uint8, (ds.n, H, W, 3))
         ir = np.lib.format.open_memmap(key.with_suffix(".ir.npy"), "w+", np.uint8, (ds.n, h, w))
         labels: list[np.ndarray] = [np.zeros((0, 5), np.float32)] * ds.n
-        with ProcessPoolExecutor(workers) as pool:
-            for i, r, t, lab in pool.map(_render_for_cache, [(ds, i) for i in range(ds.n)], chunksize=32):
+        from multiprocessing import get_context
+
+        jobs = [(ds, i) for i in range(ds.n)]
+        # Spawned, not forked: a forked child of a process with threads can hang on an inherited lock.
+        with ProcessPoolExecutor(max(workers, 1), mp_context=get_context("spawn")) as pool:
+            for i, r, t, lab in (pool.map(_render_for_cache, jobs, chunksize=32) if workers > 1
+                                 else map(_render_for_cache, jobs)):
                 rgb[i], ir[i], labels[i] = r, t, lab
         rgb.flush()
         ir.flush()
