@@ -131,14 +131,15 @@ def run_clips(spec: EvalSpec, seed: int, ks: list[int], tmp: str) -> list[dict]:
     """Frames of generated clips `ks` of `seed`: brightness, light, and each engine's matches against the ground
     truth (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes).
     With `workers` > 1 the clips are rendered and scored in that many processes (one ONNX Runtime thread each)."""
-    if spec.workers == 1 or len(ks) < 2:
-        return [f for k in ks for f in _clip(spec, seed, k, tmp, 0)]
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from fusion.parallel import spawn_map
 
-    with ProcessPoolExecutor(min(spec.workers, len(ks)), mp_context=get_context("spawn")) as pool:
-        parts = pool.map(_clip, *zip(*[(spec, seed, k, tmp, 1) for k in ks], strict=True))
-        return [f for part in parts for f in part]
+    threads = 1 if spec.workers > 1 and len(ks) > 1 else 0
+    parts = spawn_map(_clip_args, [(spec, seed, k, tmp, threads) for k in ks], workers=spec.workers)
+    return [f for part in parts for f in part]
+
+
+def _clip_args(args: tuple) -> list[dict]:
+    return _clip(*args)
 
 
 def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dict]:

@@ -14,11 +14,9 @@ import datetime as dt
 import io
 import logging
 import math
-import multiprocessing
 import posixpath
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +38,7 @@ from fusion.data.scene import (
     scene_seed,
 )
 from fusion.data.video import write_video
+from fusion.parallel import spawn_map
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +81,8 @@ def _render_one(args: tuple[DatasetSpec, int]):
 def write_dataset(spec: DatasetSpec) -> int:
     writer = DatasetWriter(spec.out, spec.layout, spec.split, CLASS_NAMES)
     jobs = [(spec, i) for i in range(spec.n)]
-    # Spawned, not forked (as write_archive): a forked child of a process with threads (ONNX Runtime's, torch's,
-    # a test runner's) can inherit a lock mid-state and hang for ever; one seen in the test suite, 2026-12-04.
-    pool = ProcessPoolExecutor(spec.workers, mp_context=multiprocessing.get_context("spawn")) \
-        if spec.workers > 1 else None
-    try:
-        for stem, frame, slice_ in (pool.map(_render_one, jobs, chunksize=16) if pool else map(_render_one, jobs)):
-            writer.add(stem, frame.rgb, frame.ir, frame.boxes, frame.classes, slice_)
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
+    for stem, frame, slice_ in spawn_map(_render_one, jobs, workers=spec.workers, chunksize=16):
+        writer.add(stem, frame.rgb, frame.ir, frame.boxes, frame.classes, slice_)
     writer.close()
     return spec.n
 
@@ -191,16 +182,8 @@ def write_archive(spec: ArchiveSpec) -> str:
                       "light_from": lf, "light_to": lt})
         vids.append(vid)
         rows.append(f"{vid},{cam},{rel}/{vid}_rgb.mp4,{rel}/{vid}_ir.mp4,{start.isoformat()}")
-    # Spawned, not forked: callers (the demo, tests) may hold threads, e.g. an S3 client's event loop or Ray's,
-    # that a forked child would inherit mid-state.
-    pool = ProcessPoolExecutor(min(spec.workers, spec.clips), mp_context=multiprocessing.get_context("spawn")) \
-        if min(spec.workers, spec.clips) > 1 else None
-    try:
-        for k, _n in enumerate((pool.map if pool else map)(_write_clip_kw, clips)):
-            log.info("wrote clip %s (%d/%d)", vids[k], k + 1, spec.clips)
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)  # a failed clip stops the rest
+    for k, _n in enumerate(spawn_map(_write_clip_kw, clips, workers=spec.workers)):
+        log.info("wrote clip %s (%d/%d)", vids[k], k + 1, spec.clips)
     manifest = posixpath.join(base, "manifest.csv")
     fs.pipe_file(manifest, ("\n".join(rows) + "\n").encode())
     return f"{prefix}/manifest.csv"

@@ -21,6 +21,7 @@ from fusion.data.appearance import randomize_appearance
 from fusion.data.layouts import PairedDataset, read_image
 from fusion.data.letterbox import PAD, frames_to_tensors, letterbox
 from fusion.data.scene import SLICES, SceneConfig, generator_version, render_pair, scene_seed, shown_enough
+from fusion.parallel import spawn_map
 
 
 @dataclass(frozen=True)
@@ -133,21 +134,14 @@ def _build_cache(ds: SyntheticPairs, root: Path, workers: int):
     key = _cache_key(ds, root)
     done = key.with_suffix(".labels.npz")
     if not done.exists():
-        from concurrent.futures import ProcessPoolExecutor
-
         root.mkdir(parents=True, exist_ok=True)
         w, h = ds.cfg.ir_size
         rgb = np.lib.format.open_memmap(key.with_suffix(".rgb.npy"), "w+", np.uint8, (ds.n, H, W, 3))
         ir = np.lib.format.open_memmap(key.with_suffix(".ir.npy"), "w+", np.uint8, (ds.n, h, w))
         labels: list[np.ndarray] = [np.zeros((0, 5), np.float32)] * ds.n
-        from multiprocessing import get_context
-
-        jobs = [(ds, i) for i in range(ds.n)]
-        # Spawned, not forked: a forked child of a process with threads can hang on an inherited lock.
-        with ProcessPoolExecutor(max(workers, 1), mp_context=get_context("spawn")) as pool:
-            for i, r, t, lab in (pool.map(_render_for_cache, jobs, chunksize=32) if workers > 1
-                                 else map(_render_for_cache, jobs)):
-                rgb[i], ir[i], labels[i] = r, t, lab
+        for i, r, t, lab in spawn_map(_render_for_cache, [(ds, i) for i in range(ds.n)], workers=workers,
+                                      chunksize=32):
+            rgb[i], ir[i], labels[i] = r, t, lab
         rgb.flush()
         ir.flush()
         offsets = np.cumsum([0] + [len(x) for x in labels])
