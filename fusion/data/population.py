@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from fusion.data import figures
 from fusion.data.camera import Camera
 from fusion.data.street import PAVEMENT, ROAD, Street
 
@@ -96,6 +97,22 @@ def _vehicle(rng: np.random.Generator, x: float, y: float, heading: float, speed
                  warm=float(warm), style=style, lights=0.0 if parked else 1.0)
 
 
+MAX_VEHICLE_VIEW = 0.3  # the most of the view one vehicle's whole box may cover where it is placed
+
+
+def _too_near(th: Thing, cam: Camera) -> bool:
+    """A street camera is mounted to watch the street, not the roof of the car below it: a vehicle whose whole box
+    would cover more than MAX_VEHICLE_VIEW of the frame is not placed. Labelled, such frames (a flat roof or side
+    filling the view, about 12 % of stills before) taught the models that any large plain surface is a vehicle:
+    frame-filling false boxes on pavement and walls."""
+    d = figures.vehicle(th, cam, 0.0)
+    if d is None or d.box is None:
+        return True
+    x1, y1, x2, y2 = d.box
+    W, H = cam.size
+    return (x2 - x1) * (y2 - y1) > MAX_VEHICLE_VIEW * W * H
+
+
 def populate(cam: Camera, st: Street, max_targets: int, rng: np.random.Generator, speed: float) -> list[Thing]:
     things: list[Thing] = []
     n_targets = int(rng.integers(max(1, max_targets // 4), max_targets + 1))
@@ -146,13 +163,21 @@ def populate(cam: Camera, st: Street, max_targets: int, rng: np.random.Generator
             labelled += 1
         else:
             parked = what == "parked"
-            spot = _spot(cam, st, rng, (ROAD,))
-            if spot is None:
-                continue
             s = rng.choice([-1, 1])
             b = s * (st.road / 2 - 1.15) if parked else s * st.road / 4
             heading = st.yaw + (0 if s < 0 else math.pi) + (rng.choice([0, math.pi]) if parked else 0.0)
-            th = _vehicle(rng, *world(spot[0], b), heading, 0.0 if parked else rng.uniform(3, 11) * speed, parked)
+            v = 0.0 if parked else rng.uniform(3, 11) * speed
+            th = spot = None
+            for _ in range(6):  # too near for a mounted camera: the vehicle stands farther down the road instead
+                spot = _spot(cam, st, rng, (ROAD,))
+                if spot is None:
+                    break
+                th = _vehicle(rng, *world(spot[0], b), heading, v, parked)
+                if not _too_near(th, cam):
+                    break
+                th = None
+            if th is None or spot is None:
+                continue
             if any(abs(spot[0] - a2) < (th.size[0] + L2) / 2 + 0.8 and abs(b - b2) < 2.2 for a2, b2, L2 in vehicles):
                 continue
             vehicles.append((spot[0], b, th.size[0]))

@@ -54,11 +54,11 @@ def test_people_span_far_to_near_as_in_real_surveillance_footage():
     """Real elevated street cameras show people from far and small to ~400 px tall near the lens at 1280x1024
     (0.39 of the frame height). Lenses from tele to wide put the top tenth of people there, with far ones kept."""
     heights = []
-    for seed in range(100):
+    for seed in range(200):  # the top decile of 100 stills moves by +-0.02 from one seed set to the next
         f = render_pair(seed, "day", SMALL)
         heights += ((f.boxes[f.classes == 0, 3] - f.boxes[f.classes == 0, 1]) / 256).tolist()
     p10, p90 = np.percentile(heights, [10, 90])
-    assert len(heights) > 300
+    assert len(heights) > 600
     assert p90 >= 0.38, f"near people {p90:.3f} of the frame height"  # 40-66° lenses alone: 0.33-0.37
     assert p10 <= 0.15, f"far people {p10:.3f} of the frame height"
 

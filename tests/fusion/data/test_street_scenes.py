@@ -90,6 +90,23 @@ def test_no_frame_is_filled_by_one_piece_of_street_furniture(scenes):
             assert mask.mean() < 0.4, (seed, th.kind)
 
 
+def test_no_vehicle_fills_the_view_as_a_mounted_camera_sees_the_street():
+    """A vehicle under the lens showed as a plain roof or side filling the frame, labelled "vehicle" in 12 % of
+    stills, and the models learnt to box large plain surfaces (pavement, walls) as vehicles. Stills keep vehicles
+    (placed farther away instead), none covering more than MAX_VEHICLE_VIEW of the frame."""
+    from fusion.data.population import MAX_VEHICLE_VIEW
+
+    W, H = CFG.rgb_size
+    areas = []
+    for s in range(80):
+        f = render_pair(s, SLICES[s % 5], CFG)
+        b = f.boxes[f.classes == 1]
+        areas += ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / (W * H)).tolist()
+    assert len(areas) >= 40  # vehicles stay common: about one per two stills
+    assert max(areas) <= MAX_VEHICLE_VIEW
+    assert np.percentile(areas, 90) > 0.05  # near vehicles remain, large in the frame
+
+
 def test_trousers_range_from_as_warm_as_the_top_to_much_cooler(scenes):
     """Real LWIR legs are often dimmer than the torso (trousers insulate); the label box still covers them."""
     legs = [th.legs for s in scenes for th in s.things if th.kind in ("person", "cyclist")]

@@ -109,7 +109,7 @@ def test_ground_truth_is_typed_for_a_clip_without_objects(tmp_path):
     from fusion.data.generate import GROUND_TRUTH, write_clip
     from fusion.data.scene import Illumination, SceneConfig
 
-    for seed, rows in ((56, 0), (3, 1)):
+    for seed, rows in ((56, 0), (4, 1)):
         gt = tmp_path / f"{seed}_gt.parquet"
         write_clip(rgb_url=str(tmp_path / f"{seed}_rgb.mp4"), ir_url=str(tmp_path / f"{seed}_ir.mp4"),
                    gt_url=str(gt), seed=seed, seconds=0.2, fps=5,
