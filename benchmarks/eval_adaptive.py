@@ -8,11 +8,12 @@ policy the job derives from those figures against always-fused / always-RGB / al
         models=<folder with mid_n, rgb_n, ir_n .pt + .onnx> out=<json>
     → the same validation on your own labelled pairs (your cameras), stamped into your copies of the models
 
-1. Validation clips (seed `val_seed`, day↔night ramps): each engine (fused, RGB-only, IR-only; ONNX Runtime CPU,
-   the shipped models) runs on every frame; frames are binned by the job's own brightness measure and mAP50 per bin
-   per engine is computed with ultralytics' matching and AP. Frames of one clip are far from independent, so the
-   uncertainty of each cheaper engine's loss against fused comes from a paired bootstrap over clips: resample the
-   clips that have frames in the bin, score both engines on the same resample, keep the 95th percentile of the loss.
+1. Validation clips (seed `val_seed`, day↔night ramps): each engine (fused, RGB-only, IR-only; the shipped models in
+   ONNX Runtime on CPU, or `backend=torch device=cuda` on a GPU) runs on every frame; frames are binned by the job's
+   own brightness measure and mAP50 per bin per engine is computed with ultralytics' matching and AP. Frames of one
+   clip are far from independent, so the uncertainty of each cheaper engine's loss against fused comes from a paired
+   bootstrap over clips: resample the clips that have frames in the bin, score both engines on the same resample,
+   keep the 95th percentile of the loss.
 2. `jobs.routing.build_routes` turns those figures into routes (a cheaper engine only where that bound is within
    `max_loss`). Generated validation clips are trusted here (`modality.trust_generated=true`: the policy measured is
    the routing itself); the job's defaults do not route by them, and `job_default_routes` records what they give.
@@ -55,6 +56,14 @@ class EvalSpec:
     val_data: str = ""  # a labelled LLVIP / YOLOFuse folder (your own cameras) to validate on instead of clips
     val_split: str = "test"  # val_data's split (LLVIP: visible/<split>; YOLOFuse: images/<split>, "" = none)
     group: int = 100  # val_data: this many consecutive pairs (sorted by name) count as one clip in the bootstrap
+    cache: str = ""  # path prefix of per-clip .pt files of per-frame matches, reused when clip, spec and models match
+    resamples: int = 400  # bootstrap resamples of the validation clips per bin
+    min_clips: int = 3  # clips a bin needs before its loss bound means anything (else the bin stays fused)
+    out: str = "benchmarks/results/adaptive.json"
+    plot: str = "docs/adaptive_timeline.png"
+    workers: int = 1  # clips rendered and scored at once, one process each (the figures do not depend on it)
+    backend: str = "onnxruntime"  # or "torch" (the .pt beside each .onnx): with device=cuda a GPU scores the clips
+    device: str = "cpu"  # torch's device; the cache key holds the backend and the weights, not the device
 
     def __post_init__(self) -> None:
         from fusion.config import ConfigError
@@ -63,12 +72,8 @@ class EvalSpec:
             raise ConfigError("eval_adaptive: nothing to validate on: set clips, val_clips or val_data")
         if self.group < 1 or self.resamples < 1 or self.workers < 1 or self.clips < 0 or self.val_clips < 0:
             raise ConfigError("eval_adaptive: group, resamples, workers >= 1 and clips, val_clips >= 0")
-    cache: str = ""  # path prefix of per-clip .pt files of per-frame matches, reused when clip, spec and models match
-    resamples: int = 400  # bootstrap resamples of the validation clips per bin
-    min_clips: int = 3  # clips a bin needs before its loss bound means anything (else the bin stays fused)
-    out: str = "benchmarks/results/adaptive.json"
-    plot: str = "docs/adaptive_timeline.png"
-    workers: int = 1  # clips rendered and scored at once, one process each (the figures do not depend on it)
+        if self.backend not in ("onnxruntime", "torch"):
+            raise ConfigError(f"eval_adaptive.backend={self.backend!r}: onnxruntime or torch")
 
 
 MODELS = {"fused": "mid_n", "rgb": "rgb_n", "ir": "ir_n"}
@@ -88,10 +93,12 @@ def gpu_ms_per_pair() -> dict[str, float]:
 
 def _detectors(spec: EvalSpec, threads: int = 0) -> dict:
     from trt.detector import Detector
-    from trt.runtime_onnx import OnnxRuntimeEngine
+    from trt.engine import EngineSpec, load_engine
 
-    return {m: Detector(OnnxRuntimeEngine(Path(spec.models) / f"{n}.onnx", threads=threads), size=spec.size,
-                        conf=0.001, iou=0.6) for m, n in MODELS.items()}
+    suffix = ".pt" if spec.backend == "torch" else ".onnx"
+    return {m: Detector(load_engine(EngineSpec(backend=spec.backend, model=str(Path(spec.models) / f"{n}{suffix}"),
+                                               size=spec.size, device=spec.device, threads=threads)),
+                        size=spec.size, conf=0.001, iou=0.6) for m, n in MODELS.items()}
 
 
 def _rows(outs: dict[str, np.ndarray], boxes: torch.Tensor, cls: torch.Tensor) -> dict:
@@ -175,8 +182,8 @@ def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dic
 
 def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
     """run_clips of clips 0..clips-1, through `spec.cache` when set, one file per clip: the key is the clip's own
-    seed and direction (clip k of seed s is clip k - j of seed s + j for even j), its spec and the ONNX graphs
-    (metadata aside, since stamping rewrites it). So a larger set reuses a smaller one's clips, and clips scored on
+    seed and direction (clip k of seed s is clip k - j of seed s + j for even j), its spec and the engines' models
+    (ONNX graphs or checkpoint weights; metadata aside, since stamping rewrites it). So a larger set reuses a smaller one's clips, and clips scored on
     other machines can be copied in."""
     if not spec.cache:
         return run_clips(spec, seed, list(range(clips)), tmp)
@@ -186,7 +193,13 @@ def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
 
     h = hashlib.sha256(repr((spec.seconds, spec.fps, spec.size)).encode())
     for n in MODELS.values():
-        h.update(onnx.load(str(Path(spec.models) / f"{n}.onnx")).graph.SerializeToString())
+        if spec.backend == "torch":  # the weights (the checkpoint's other keys change when it is stamped)
+            h.update(b"torch")
+            for k, v in torch.load(Path(spec.models) / f"{n}.pt", map_location="cpu", weights_only=True)[
+                    "model"].items():
+                h.update(k.encode() + v.numpy().tobytes())
+        else:
+            h.update(onnx.load(str(Path(spec.models) / f"{n}.onnx")).graph.SerializeToString())
     path = {k: Path(spec.cache).with_suffix(f".{seed + k}.{k % 2}.{h.hexdigest()[:12]}.pt") for k in range(clips)}
     missing = [k for k in range(clips) if not path[k].exists()]
     fresh = run_clips(spec, seed, missing, tmp) if missing else []

@@ -18,7 +18,9 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(path: str | Path, *, model: nn.Module, model_config: ModelConfig, half: bool = False,
                     **extra: Any) -> None:
-    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    # CPU tensors: a checkpoint saved on a GPU machine loads with a plain torch.load on any machine
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+             for k, v in model.state_dict().items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path) + ".tmp")
     torch.save({"model": state, "model_config": to_dict(model_config), **extra}, tmp)

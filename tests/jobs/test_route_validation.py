@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from fusion.data.generate import DatasetSpec, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +74,20 @@ def test_clip_cache_is_per_clip_and_reused_by_larger_and_shifted_sets(tmp_path, 
     assert [f["clip"] for f in shifted[:len(same)]] == [0] * len(same)
     assert [f["brightness"] for f in shifted[:len(same)]] == [f["brightness"] for f in same]
     assert len(list((tmp_path / "c").glob("clip.*.pt"))) == 4
+
+
+def test_torch_backend_scores_as_onnx_runtime_and_caches_apart(tmp_path):
+    """backend=torch (device=cuda on a GPU machine) scores validation clips in a fraction of the CPU time; it runs the
+    checkpoints beside the ONNX graphs, so its matches are ONNX Runtime's, and its cache files are its own."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import eval_adaptive as ev
+
+    common = dict(clips=1, seconds=0.2, fps=5, size=(160, 128), cache=str(tmp_path / "c" / "clip"))
+    frames = {b: ev.cached_clips(ev.EvalSpec(backend=b, **common), 10, 1, str(tmp_path))
+              for b in ("onnxruntime", "torch")}
+    assert len(list((tmp_path / "c").glob("clip.*.pt"))) == 2
+    for a, b in zip(frames["onnxruntime"], frames["torch"], strict=True):
+        for m in ev.MODELS:
+            (tp_a, s_a, c_a, _), (tp_b, s_b, c_b, _) = a["rows"][m], b["rows"][m]
+            keep = s_a > 0.05  # low-score boxes may trade places at the NMS cut; the scored ones must agree
+            assert np.allclose(np.sort(s_a[keep]), np.sort(s_b[s_b > 0.05]), atol=2e-3)
