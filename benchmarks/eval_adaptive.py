@@ -183,8 +183,8 @@ def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dic
 def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
     """run_clips of clips 0..clips-1, through `spec.cache` when set, one file per clip: the key is the clip's own
     seed and direction (clip k of seed s is clip k - j of seed s + j for even j), its spec and the engines' models
-    (ONNX graphs or checkpoint weights; metadata aside, since stamping rewrites it). So a larger set reuses a smaller one's clips, and clips scored on
-    other machines can be copied in."""
+    (ONNX graphs or checkpoint weights; metadata aside, since stamping rewrites it). So a larger set reuses a smaller
+    one's clips, and clips scored on other machines can be copied in."""
     if not spec.cache:
         return run_clips(spec, seed, list(range(clips)), tmp)
     import hashlib

@@ -88,6 +88,7 @@ def test_torch_backend_scores_as_onnx_runtime_and_caches_apart(tmp_path):
     assert len(list((tmp_path / "c").glob("clip.*.pt"))) == 2
     for a, b in zip(frames["onnxruntime"], frames["torch"], strict=True):
         for m in ev.MODELS:
-            (tp_a, s_a, c_a, _), (tp_b, s_b, c_b, _) = a["rows"][m], b["rows"][m]
-            keep = s_a > 0.05  # low-score boxes may trade places at the NMS cut; the scored ones must agree
-            assert np.allclose(np.sort(s_a[keep]), np.sort(s_b[s_b > 0.05]), atol=2e-3)
+            (tp_a, s_a, _, _), (tp_b, s_b, _, _) = a["rows"][m], b["rows"][m]
+            ka, kb = s_a > 0.05, s_b > 0.05  # low-score boxes may trade places at the NMS cut; scored ones agree
+            assert np.allclose(np.sort(s_a[ka]), np.sort(s_b[kb]), atol=2e-3)
+            assert tp_a[ka, 0].sum() == tp_b[kb, 0].sum()  # the same true positives at IoU 0.5
