@@ -34,6 +34,7 @@ class EvalTrackingConfig:
     size: tuple[int, int] = (640, 512)  # RGB (W, H); IR is half
     chunk_seconds: float = 2.0  # the chunked run; the other run is one chunk per video
     seed: int = 8100
+    model: str = "models/mid_n.onnx"  # the fused model the job runs (relative to the repository root, or absolute)
 
 
 def _clips(cfg: EvalTrackingConfig, root: Path) -> dict[str, str]:
@@ -53,7 +54,7 @@ def _clips(cfg: EvalTrackingConfig, root: Path) -> dict[str, str]:
     return videos
 
 
-def _run(root: Path, chunk_seconds: float, out: str):
+def _run(root: Path, chunk_seconds: float, out: str, model: str):
     from fusion.config import load_config, to_dict
     from jobs.actor import ChunkDetector
     from jobs.config import JobConfig
@@ -63,7 +64,7 @@ def _run(root: Path, chunk_seconds: float, out: str):
 
     cfg = load_config(JobConfig, ROOT / "configs" / "job.yaml", [
         f"input.archive={root}/archive", "input.manifest=", f"output.path={out}", f"chunk.seconds={chunk_seconds}",
-        "modality.mode=fused", f"engine.fused_model={ROOT}/models/mid_n.onnx"])
+        "modality.mode=fused", f"engine.fused_model={ROOT / model}"])
     chunks, _, _ = plan(cfg, "eval")
     actor = ChunkDetector(cfg=to_dict(cfg), run_id="eval")
     for c in chunks:
@@ -114,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             videos = _clips(cfg, root)
-            result = {"config": {"clips": len(videos), "seconds": cfg.seconds, "size": list(cfg.size)}}
+            result = {"config": {"clips": len(videos), "seconds": cfg.seconds, "size": list(cfg.size),
+                                 "model": cfg.model}}
             for name, seconds in (("chunked", cfg.chunk_seconds), ("whole_video", 10_000.0)):
-                con, n = _run(root, seconds, str(root / f"out_{name}"))
+                con, n = _run(root, seconds, str(root / f"out_{name}"), cfg.model)
                 result[name] = _metrics(con, root, videos) | {"chunks": n}
                 log.info("%s: %s", name, result[name]["overall"])
         Path(cfg.out).write_text(json.dumps(result, indent=1) + "\n")
