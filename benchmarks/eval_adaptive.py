@@ -30,6 +30,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -62,7 +63,8 @@ class EvalSpec:
     out: str = "benchmarks/results/adaptive.json"
     plot: str = "docs/adaptive_timeline.png"
     workers: int = 1  # clips rendered and scored at once, one process each (the figures do not depend on it)
-    backend: str = "onnxruntime"  # or "torch" (the .pt beside each .onnx): with device=cuda a GPU scores the clips
+    # torch runs the .pt beside each .onnx: with device=cuda a GPU scores the clips
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     device: str = "cpu"  # torch's device; the cache key holds the backend and the weights, not the device
 
     def __post_init__(self) -> None:
@@ -72,8 +74,6 @@ class EvalSpec:
             raise ConfigError("eval_adaptive: nothing to validate on: set clips, val_clips or val_data")
         if self.group < 1 or self.resamples < 1 or self.workers < 1 or self.clips < 0 or self.val_clips < 0:
             raise ConfigError("eval_adaptive: group, resamples, workers >= 1 and clips, val_clips >= 0")
-        if self.backend not in ("onnxruntime", "torch"):
-            raise ConfigError(f"eval_adaptive.backend={self.backend!r}: onnxruntime or torch")
 
 
 MODELS = {"fused": "mid_n", "rgb": "rgb_n", "ir": "ir_n"}
