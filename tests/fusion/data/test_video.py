@@ -91,11 +91,12 @@ def test_archive_is_the_same_rendered_in_parallel_or_in_one_process(tmp_path):
         if rel.suffix != ".mp4":  # manifest and ground truth: the same bytes
             assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
             continue
-        # Rendered frames are the same (the ground truth above pins every object in every frame); the H.264 bytes
-        # need not be: x264's AVX-512 code gave different bytes run to run for the same input on an AMD EPYC (its C
-        # and AVX2 code did not), up to 1.15 of 255 mean per frame under a loaded test run — below H.264's own
-        # error on these frames (3.5-6). A scene drawn differently (another seed) differs by 40-80: see below.
-        assert _mean_abs_diff(tmp_path / "one" / rel, tmp_path / "two" / rel) < 3.0, rel
+        # Rendered frames are the same (the ground truth above pins every object in every frame; run alone, five
+        # archives in one or two processes gave identical bytes); the H.264 bytes need not be: x264's AVX-512 code
+        # gave different bytes run to run for the same input on an AMD EPYC (its C and AVX2 code did not), only
+        # under a loaded test run, up to 1.15 and once 3.37 of 255 mean per frame (a 80x64 IR clip). The bound is
+        # H.264's own error on these frames (3.5-6); a scene drawn differently (another seed) differs by 40-80.
+        assert _mean_abs_diff(tmp_path / "one" / rel, tmp_path / "two" / rel) < 6.0, rel
     write_archive(ArchiveSpec(out=str(tmp_path / "other"), workers=1, **{**spec, "seed": 10}))
     rel = next(r for r in one if r.name.endswith("_rgb.mp4"))
     assert _mean_abs_diff(tmp_path / "one" / rel, tmp_path / "other" / rel) > 10.0
