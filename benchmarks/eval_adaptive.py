@@ -96,6 +96,8 @@ def _detectors(spec: EvalSpec, threads: int = 0) -> dict:
     from trt.engine import EngineSpec, load_engine
 
     suffix = ".pt" if spec.backend == "torch" else ".onnx"
+    if spec.backend == "torch" and threads:  # as ONNX Runtime's intra-op threads: one per worker process
+        torch.set_num_threads(threads)
     return {m: Detector(load_engine(EngineSpec(backend=spec.backend, model=str(Path(spec.models) / f"{n}{suffix}"),
                                                size=spec.size, device=spec.device, threads=threads)),
                         size=spec.size, conf=0.001, iou=0.6) for m, n in MODELS.items()}
@@ -137,7 +139,8 @@ def run_pairs(spec: EvalSpec) -> list[dict]:
 def run_clips(spec: EvalSpec, seed: int, ks: list[int], tmp: str) -> list[dict]:
     """Frames of generated clips `ks` of `seed`: brightness, light, and each engine's matches against the ground
     truth (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes).
-    With `workers` > 1 the clips are rendered and scored in that many processes (one ONNX Runtime thread each)."""
+    With `workers` > 1 the clips are rendered and scored in that many processes (one CPU thread each for
+    ONNX Runtime or torch)."""
     from fusion.parallel import spawn_map
 
     threads = 1 if spec.workers > 1 and len(ks) > 1 else 0
