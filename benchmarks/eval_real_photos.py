@@ -47,7 +47,7 @@ class RealPhotosConfig:
             raise ValueError(f"shrink={list(self.shrink)}: one or more whole factors >= 1")
 
 
-def _photos() -> dict[str, np.ndarray]:
+def photos() -> dict[str, np.ndarray]:
     import cv2
     import ultralytics
 
@@ -95,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         from trt.engine import EngineSpec, load_engine
 
         _, cfg = parse_args(RealPhotosConfig, args)
-        photos, results, panels = _photos(), {}, []
+        photos_, results, panels = photos(), {}, []
         for model in cfg.models:
             det = Detector(load_engine(EngineSpec(backend="torch", model=model, device=cfg.device)), conf=cfg.conf)
             for f in cfg.shrink:
-                for name, photo in photos.items():
+                for name, photo in photos_.items():
                     H, W = photo.shape[:2]
                     bgr = np.full((H * f, W * f, 3), 90, np.uint8)
                     bgr[:H, :W] = photo
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(cfg.out).write_text(json.dumps({"config": {**cfg.__dict__, "models": list(cfg.models)},
                                              "persons": totals, "photos": results}, indent=1) + "\n")
         if cfg.plot:
-            n = len(photos)
+            n = len(photos_)
             rows = [np.hstack(panels[i:i + n]) for i in range(0, len(panels), n)]
             cv2.imwrite(cfg.plot, np.vstack([cv2.resize(r, (rows[0].shape[1], r.shape[0])) for r in rows]))
         for m, by_shrink in totals.items():
