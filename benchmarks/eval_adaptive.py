@@ -28,6 +28,7 @@ import itertools
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -141,11 +142,16 @@ def run_clips(spec: EvalSpec, seed: int, ks: list[int], tmp: str) -> list[dict]:
     truth (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes).
     With `workers` > 1 the clips are rendered and scored in that many processes (one CPU thread each for
     ONNX Runtime or torch)."""
+    return [f for _, part in clip_parts(spec, seed, ks, tmp) for f in part]
+
+
+def clip_parts(spec: EvalSpec, seed: int, ks: list[int], tmp: str) -> Iterator[tuple[int, list[dict]]]:
+    """(k, frames of clip k) for each of `ks` in order, each as soon as it and those before it are scored."""
     from fusion.parallel import spawn_map
 
     threads = 1 if spec.workers > 1 and len(ks) > 1 else 0
-    parts = spawn_map(_clip_args, [(spec, seed, k, tmp, threads) for k in ks], workers=spec.workers)
-    return [f for part in parts for f in part]
+    yield from zip(ks, spawn_map(_clip_args, [(spec, seed, k, tmp, threads) for k in ks], workers=spec.workers),
+                   strict=True)
 
 
 def _clip_args(args: tuple) -> list[dict]:
@@ -205,17 +211,11 @@ def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
             h.update(onnx.load(str(Path(spec.models) / f"{n}.onnx")).graph.SerializeToString())
     path = {k: Path(spec.cache).with_suffix(f".{seed + k}.{k % 2}.{h.hexdigest()[:12]}.pt") for k in range(clips)}
     missing = [k for k in range(clips) if not path[k].exists()]
-    fresh = run_clips(spec, seed, missing, tmp) if missing else []
-    frames = []
-    for k in range(clips):
-        if k in missing:
-            part = [f for f in fresh if f["clip"] == k]
-            path[k].parent.mkdir(parents=True, exist_ok=True)
-            torch.save(part, path[k])
-        else:
-            part = [f | {"clip": k} for f in torch.load(path[k], weights_only=False)]
-        frames += part
-    return frames
+    # each clip is kept as it comes: a run cut short (a device call's time limit) keeps the clips it finished
+    for k, part in clip_parts(spec, seed, missing, tmp) if missing else ():
+        path[k].parent.mkdir(parents=True, exist_ok=True)
+        torch.save(part, path[k])
+    return [f | {"clip": k} for k in range(clips) for f in torch.load(path[k], weights_only=False)]
 
 
 def _map(frames: list[dict], pick) -> dict:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fusion.data.generate import DatasetSpec, write_dataset
 
@@ -61,9 +62,9 @@ def test_clip_cache_is_per_clip_and_reused_by_larger_and_shifted_sets(tmp_path, 
     from benchmarks import eval_adaptive as ev
 
     spec = ev.EvalSpec(clips=2, seconds=0.2, fps=5, size=(160, 128), cache=str(tmp_path / "c" / "clip"))
-    run = ev.run_clips
+    run = ev.clip_parts
     ran = []
-    monkeypatch.setattr(ev, "run_clips", lambda s, seed, ks, tmp: ran.append((seed, ks)) or run(s, seed, ks, tmp))
+    monkeypatch.setattr(ev, "clip_parts", lambda s, seed, ks, tmp: ran.append((seed, ks)) or run(s, seed, ks, tmp))
     first = ev.cached_clips(spec, 10, 2, str(tmp_path))
     assert ran == [(10, [0, 1])] and {f["clip"] for f in first} == {0, 1}
     more = ev.cached_clips(spec, 10, 3, str(tmp_path))
@@ -74,6 +75,25 @@ def test_clip_cache_is_per_clip_and_reused_by_larger_and_shifted_sets(tmp_path, 
     assert [f["clip"] for f in shifted[:len(same)]] == [0] * len(same)
     assert [f["brightness"] for f in shifted[:len(same)]] == [f["brightness"] for f in same]
     assert len(list((tmp_path / "c").glob("clip.*.pt"))) == 4
+
+
+def test_a_run_cut_short_keeps_the_clips_it_finished(tmp_path, monkeypatch):
+    """A device call has a time limit: each clip is cached as soon as it is scored, not when the set is done."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import eval_adaptive as ev
+
+    spec = ev.EvalSpec(clips=2, seconds=0.2, fps=5, size=(160, 128), cache=str(tmp_path / "c" / "clip"))
+    clip = ev._clip_args
+
+    def second_fails(args):
+        if args[2] == 1:
+            raise TimeoutError("cut short")
+        return clip(args)
+
+    monkeypatch.setattr(ev, "_clip_args", second_fails)
+    with pytest.raises(TimeoutError):
+        ev.cached_clips(spec, 10, 2, str(tmp_path))
+    assert [p.name.split(".")[1] for p in (tmp_path / "c").glob("clip.*.pt")] == ["10"]
 
 
 def test_torch_backend_scores_as_onnx_runtime_and_caches_apart(tmp_path):
