@@ -211,11 +211,14 @@ def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
             h.update(onnx.load(str(Path(spec.models) / f"{n}.onnx")).graph.SerializeToString())
     path = {k: Path(spec.cache).with_suffix(f".{seed + k}.{k % 2}.{h.hexdigest()[:12]}.pt") for k in range(clips)}
     missing = [k for k in range(clips) if not path[k].exists()]
+    fresh: dict[int, list[dict]] = {}
     # each clip is kept as it comes: a run cut short (a device call's time limit) keeps the clips it finished
     for k, part in clip_parts(spec, seed, missing, tmp) if missing else ():
         path[k].parent.mkdir(parents=True, exist_ok=True)
         torch.save(part, path[k])
-    return [f | {"clip": k} for k in range(clips) for f in torch.load(path[k], weights_only=False)]
+        fresh[k] = part
+    return [f | {"clip": k} for k in range(clips)
+            for f in (fresh[k] if k in fresh else torch.load(path[k], weights_only=False))]
 
 
 def _map(frames: list[dict], pick) -> dict:
