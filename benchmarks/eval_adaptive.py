@@ -267,14 +267,23 @@ def validate(frames: list[dict], spec: EvalSpec) -> dict[str, dict]:
     return out
 
 
-def stamp(validated: dict[str, dict], source: str, models: str) -> None:
+def one_run(validated: dict[str, dict], *, source: str, generated: bool) -> dict[str, dict]:
+    """The three engines' figures as one validation run: where they came from, and one `run` id for the three (a
+    cheaper engine's loss bound holds only beside the fused model it was measured with; jobs.routing checks it)."""
+    import hashlib
+
+    run = hashlib.sha256(json.dumps([validated, source], sort_keys=True).encode()).hexdigest()[:16]
+    return {m: v | {"generated": generated, "source": source, "run": run} for m, v in validated.items()}
+
+
+def stamp(validated: dict[str, dict], models: str) -> None:
     """Write each engine's figures into its checkpoint and ONNX (metadata travels to engines and the job)."""
     import onnx
 
     from trt.export import set_metadata
 
     for m, name in MODELS.items():
-        blob = json.dumps(validated[m] | {"source": source})
+        blob = json.dumps(validated[m])
         ckpt_path = Path(models) / f"{name}.pt"
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         ckpt["validated"] = blob
@@ -296,10 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             val = run_pairs(spec) if spec.val_data else cached_clips(spec, spec.val_seed, spec.val_clips or spec.clips,
                                                                      tmp)
-            validated = validate(val, spec)
             generated = not spec.val_data
-            for v in validated.values():
-                v["generated"] = generated
+            what = (f"{len(val)} pairs of {spec.val_data} (split {spec.val_split!r}, groups of {spec.group})"
+                    if spec.val_data else f"{spec.val_clips or spec.clips} clips of {spec.seconds:g} s, seed "
+                                          f"{spec.val_seed}")
+            validated = one_run(validate(val, spec), generated=generated,
+                                source=f"benchmarks/eval_adaptive.py: {what}, {spec.size[0]}x{spec.size[1]}, "
+                                       f"conf 0.001, {spec.resamples} clip resamples")
             # On generated validation this evaluation trusts it (modality.trust_generated=true): what it measures
             # is the routing on generated test clips. The job by default does not (`job_default_routes`).
             routes = {n: build_routes(validated, max_loss=spec.max_loss, min_frames=n, trust_generated=True)
@@ -308,11 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             job_default = build_routes(validated, max_loss=default.max_loss, min_frames=default.min_frames)
             test = cached_clips(spec, spec.seed, spec.clips, tmp) if spec.clips else []
         if spec.stamp:
-            what = (f"{len(val)} pairs of {spec.val_data} (split {spec.val_split!r}, groups of {spec.group})"
-                    if spec.val_data else f"{spec.val_clips or spec.clips} clips of {spec.seconds:g} s, seed "
-                                          f"{spec.val_seed}")
-            stamp(validated, f"benchmarks/eval_adaptive.py: {what}, {spec.size[0]}x{spec.size[1]}, conf 0.001, "
-                             f"{spec.resamples} clip resamples", spec.models)
+            stamp(validated, spec.models)
         for n, r in routes.items():
             print(f"routes (min_frames={n}{', trusting generated scenes' if generated else ''}):", r.text())
         print("routes (the job's defaults):", job_default.text())

@@ -7,9 +7,11 @@ the fused model in each bin. For every bin the route is the cheaper single-modal
 bound there is within `max_loss`; else fused. The point estimate alone is not enough: one clip's frames are far from
 independent, and with the bound missing a bin equal on 8 validation clips lost 0.8 pt on 8 others. A bin without
 enough validation frames, a bound (too few clips), or a model without the metadata, routes to fused: the adaptive
-mode never trades accuracy it has not measured. Figures measured on generated scenes (`generated` in the metadata;
-missing counts as generated) route only with `trust_generated`: accuracy on rendered streets is not accuracy on a
-camera's footage.
+mode never trades accuracy it has not measured. A bound holds only against the fused model it was measured beside:
+one stamping run writes the same `run` id into all three models, and a cheaper engine from another run (or stamped
+before run ids existed) is not routed to; swapping or retraining one model makes the job say so and run fused.
+Figures measured on generated scenes (`generated` in the metadata; missing counts as generated) route only with
+`trust_generated`: accuracy on rendered streets is not accuracy on a camera's footage.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ FUSED_ONLY = Routes((0.0, 1.0), ("fused",), ("no validated alternative",))
 def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_frames: int,
                  trust_generated: bool = False) -> Routes:
     """validated: mode → metadata {"edges": [...], "mAP50": [...], "frames": [...], "loss_upper": [...],
-    "generated": bool} or None (fused carries no `loss_upper`)."""
+    "generated": bool, "run": str} or None (fused carries no `loss_upper`)."""
     fused = validated.get("fused")
     if not fused:
         return Routes((0.0, 1.0), ("fused",), ("the fused model carries no validated accuracy per brightness",))
@@ -59,6 +61,7 @@ def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_fram
         f_acc, f_n = fused["mAP50"][b], fused["frames"][b]
         best, best_acc, why = "fused", -1.0, f"fused mAP50 {f_acc:.3f}: no cheaper engine within max_loss"
         held = ""  # a cheaper engine proven on generated scenes only, not trusted
+        unpaired = ""  # a cheaper engine whose bound was measured beside another fused model
         if f_n < min_frames or f_acc != f_acc:  # NaN: no targets in this bin
             modes.append("fused")
             reasons.append(f"{f_n} validation frames: too few to trust")
@@ -66,6 +69,10 @@ def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_fram
         for m in ("ir", "rgb"):
             v = validated.get(m)
             if not v or tuple(float(e) for e in v["edges"]) != edges:
+                continue
+            if not fused.get("run") or v.get("run") != fused.get("run"):
+                unpaired = (f"fused mAP50 {f_acc:.3f}: {m}'s figures were not validated beside this fused model "
+                            "(run ids differ or are missing): re-stamp the three models together")
                 continue
             acc, n = v["mAP50"][b], v["frames"][b]
             bound = v.get("loss_upper", [float("nan")] * (len(edges) - 1))[b]
@@ -79,5 +86,5 @@ def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_fram
                 why = (f"fused mAP50 {f_acc:.3f}: {m} {acc:.3f} is close, but its loss bound is "
                        + (f"{bound:.3f}" if bound == bound else "unmeasured"))
         modes.append(best)
-        reasons.append(held if held and best == "fused" else why)
+        reasons.append((held or unpaired) if (held or unpaired) and best == "fused" else why)
     return Routes(edges, tuple(modes), tuple(reasons))

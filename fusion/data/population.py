@@ -13,9 +13,9 @@ from typing import Literal
 
 import numpy as np
 
-from fusion.data import figures
 from fusion.data.camera import Camera
 from fusion.data.street import PAVEMENT, ROAD, Street
+from fusion.data.vehicles import vehicle as draw_vehicle
 
 Kind = Literal["person", "cyclist", "vehicle", "lamp_post", "pole", "traffic_light", "bollard", "tree", "planter",
                "decoy_person", "warm_animal", "warm_post", "warm_box"]
@@ -105,7 +105,7 @@ def _too_near(th: Thing, cam: Camera) -> bool:
     would cover more than MAX_VEHICLE_VIEW of the frame is not placed. Labelled, such frames (a flat roof or side
     filling the view, about 12 % of stills before) taught the models that any large plain surface is a vehicle:
     frame-filling false boxes on pavement and walls."""
-    d = figures.vehicle(th, cam, 0.0)
+    d = draw_vehicle(th, cam, 0.0)
     if d is None or d.box is None:
         return True
     x1, y1, x2, y2 = d.box

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from fusion.data.figures import Drawing, Prim, extent
+from fusion.data.prims import Drawing, Prim, extent
 
 if TYPE_CHECKING:
     from fusion.data.population import Thing

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -193,13 +194,25 @@ def make_scene(seed: int, config: SceneConfig | None = None, *, speed: float = 1
     return Scene(cfg, cam, street, things, (sx, sy, tx, ty), bg, ir_base, ir_sun, seed)
 
 
-@functools.cache
+def generator_modules() -> dict[str, bytes]:
+    """The source of every fusion.data module the scene generator imports, from this one on: name → bytes. Found by
+    following the imports, so a module added to the renderer is covered without a list to keep up to date."""
+    here, todo, found = Path(__file__).parent, ["scene"], {}
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found[name] = src = (here / f"{name}.py").read_bytes()
+        for dotted, listed in re.findall(rb"^\s*from fusion\.data(\.\w+)? import ([\w, ]+)", src, re.M):
+            todo += [dotted[1:].decode()] if dotted else [n.strip().decode() for n in listed.split(b",")]
+    return found
+
+
+@functools.cache  # the source does not change while a process runs
 def generator_version() -> str:
     """A digest of the scene generator's source: caches of rendered pairs carry it (a changed scene re-renders)."""
-    here = Path(__file__).parent
-    src = b"".join((here / f"{m}.py").read_bytes() for m in ("camera", "street", "population", "figures", "render",
-                                                             "scene"))
-    return hashlib.sha256(src).hexdigest()[:10]
+    src = generator_modules()
+    return hashlib.sha256(b"".join(src[m] for m in sorted(src))).hexdigest()[:10]
 
 
 def scene_seed(dataset_seed: int, index: int) -> int:

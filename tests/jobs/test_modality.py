@@ -14,10 +14,12 @@ EDGES = [0.0, 0.1, 0.2, 0.3, 1.0]
 CFG = ModalityConfig(hysteresis=0.02, min_dwell_s=2.0, smoothing_s=0.0)
 
 
-def meta(acc, frames=200, bound=None):
-    """Validated figures; `bound`: the loss bounds of a cheaper engine (default: its point loss + 0.0005)."""
+def meta(acc, frames=200, bound=None, run="r1"):
+    """Validated figures of one stamping run; `bound`: the loss bounds of a cheaper engine (default: its point loss
+    + 0.0005)."""
     fused = [0.90, 0.95, 0.97, 0.98]
-    m = {"edges": EDGES, "mAP50": acc, "frames": [frames] * len(acc), "generated": False}  # your own labelled pairs
+    m = {"edges": EDGES, "mAP50": acc, "frames": [frames] * len(acc), "generated": False,  # your own labelled pairs
+         "run": run}
     if acc != fused:
         m["loss_upper"] = bound if bound is not None else [f - a + 0.0005 for f, a in zip(fused, acc, strict=True)]
     return m
@@ -59,6 +61,18 @@ def test_a_cheaper_engine_equal_on_average_but_not_surely_is_not_chosen(bound, w
     routes = build_routes({**VALIDATED, "ir": ir}, max_loss=0.005, min_frames=50)
     assert routes.modes[0] == "fused" and why in routes.reasons[0]
     assert routes.modes[2:] == ("rgb", "rgb")  # the other bins keep their proven route
+
+
+@pytest.mark.parametrize("run", ["r0", None])
+def test_a_cheaper_engine_validated_beside_another_fused_model_is_not_chosen(run):
+    """Retrain or swap one model and keep the others' stamps: RGB's bound was measured against a fused model that is
+    no longer the one running (another run id, or stamps older than run ids), so it proves nothing: fused."""
+    rgb = meta([0.40, 0.90, 0.966, 0.985], run=run)
+    routes = build_routes({**VALIDATED, "rgb": rgb}, max_loss=0.005, min_frames=50)
+    assert routes.modes == ("ir", "fused", "fused", "fused")  # IR, stamped with fused, keeps its proven bin
+    assert "rgb's figures were not validated beside this fused model" in routes.reasons[3]
+    fused_old = {**VALIDATED, "fused": {k: v for k, v in VALIDATED["fused"].items() if k != "run"}}
+    assert build_routes(fused_old, max_loss=0.005, min_frames=50).only_fused
 
 
 @pytest.mark.parametrize("flag", [True, None])

@@ -37,10 +37,13 @@ def test_validating_on_your_own_pairs_stamps_your_models(tmp_path):
     assert sum(fused["frames"]) == 12 and max(fused["clips"]) <= 3  # 12 pairs in groups of 4
     assert len(rgb["loss_upper"]) == len(fused["edges"]) - 1 and "loss_upper" not in fused
     assert all(m == "fused" for r in result["routes"].values() for m in r["modes"])  # 12 pairs prove nothing
-    for f in (models / "mid_n.onnx", models / "mid_n.pt"):
+    runs = set()
+    for f in (models / "mid_n.onnx", models / "mid_n.pt", models / "rgb_n.onnx", models / "ir_n.pt"):
         _, validated = model_meta(f)
         assert validated["frames"] == fused["frames"] and str(data) in validated["source"]
         assert validated["generated"] is False  # your own pairs: the job routes by them by default
+        runs.add(validated["run"])
+    assert len(runs) == 1 and runs != {None}  # one run id: the bounds hold beside this fused model only
     assert (ROOT / "models" / "mid_n.onnx").read_bytes() == shipped
 
 

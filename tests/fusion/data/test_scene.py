@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fusion.data.figures import Drawing, Prim
+from fusion.data.prims import Drawing, Prim
 from fusion.data.render import exposure_s, motion, paint, paint_moving
 from fusion.data.scene import SLICES, Illumination, SceneConfig, make_scene, render_pair, sample_illumination
 
@@ -169,3 +169,19 @@ def test_night_exposure_is_longer_and_moving_scenes_blur_only_where_things_move(
 def test_scene_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SceneConfig(**kwargs)
+
+
+def test_the_cache_digest_covers_every_module_the_renderer_imports(monkeypatch):
+    """Cached training pairs are named by `generator_version`: a change to any module that draws them (vehicles and
+    shapes moved to their own modules) must re-render them, never reuse pairs of the scenes before."""
+    from pathlib import Path
+
+    from fusion.data.scene import generator_modules, generator_version
+
+    assert set(generator_modules()) == {"camera", "figures", "population", "prims", "render", "scene", "street",
+                                        "vehicles"}
+    digest = generator_version.__wrapped__  # uncached: the source is changed below
+    before, read = digest(), Path.read_bytes
+    assert generator_version() == before
+    monkeypatch.setattr(Path, "read_bytes", lambda p: read(p) + (b"#" if p.name == "vehicles.py" else b""))
+    assert digest() != before

@@ -1,12 +1,13 @@
 """The generated scenes look like real elevated street cameras (issue 13): whole bodies in perspective, groups,
 parked and moving vehicles, people brightest in LWIR from head to feet, and no frame filled by street furniture."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 
-from fusion.data import figures, render
+from fusion.data import figures, render, vehicles
 from fusion.data.scene import SLICES, Illumination, SceneConfig, make_scene, render_pair
 
 CFG = SceneConfig(rgb_size=(640, 512), ir_size=(320, 256))
@@ -105,6 +106,59 @@ def test_no_vehicle_fills_the_view_as_a_mounted_camera_sees_the_street():
     assert len(areas) >= 40  # vehicles stay common: about one per two stills
     assert max(areas) <= MAX_VEHICLE_VIEW
     assert np.percentile(areas, 90) > 0.05  # near vehicles remain, large in the frame
+
+
+def test_a_vehicle_has_a_shadow_wheels_with_rims_a_lit_roof_and_a_raked_windscreen(scenes):
+    """A detector trained on real photographs found none of the vehicles drawn as plain stacked boxes
+    (benchmarks/eval_realism.py). Vehicles stand on a dark contact shadow (RGB only; not part of the label box, which
+    is the vehicle's own extent), show rims inside their tyres, and are side profiles extruded across the width: a
+    street camera 3-8 m up sees a roof lit from above, and cars and SUVs have a raked windscreen narrower at the
+    roof (fusion/data/vehicles.py)."""
+    drawn = 0
+    for scene in scenes:
+        for th in (t for t in scene.things if t.kind == "vehicle"):
+            d = figures.drawing(th, scene.camera, 0.0)
+            if d is None:
+                continue
+            drawn += 1
+            shadow = d.prims[0]  # painted first: everything of the vehicle covers it
+            assert shadow.ir is None and max(shadow.rgb) < 0.05
+            x1, _, x2, y2 = d.box
+            sx = shadow.pts[:, 0]
+            assert sx.min() >= x1 - 0.1 * (x2 - x1) and sx.max() <= x2 + 0.1 * (x2 - x1)  # under the vehicle
+            assert shadow.pts[:, 1].max() <= y2 + 0.2 * (y2 - d.box[1])  # the ground a little beyond the body
+            tyres = [q for q in d.prims if q.rgb == vehicles._TYRE]
+            rims = [q for q in d.prims if q.rgb == vehicles._RIM]
+            assert len(rims) == len(tyres) and sum(q.rgb[0] for q in rims) > sum(q.rgb[0] for q in tyres)
+            paint = np.array(th.colors[0])
+            shades = [q.rgb[0] / paint[0] for q in d.prims if q.rgb is not None
+                      and np.allclose(q.rgb, paint * q.rgb[0] / paint[0], atol=1e-9)]
+            assert max(shades) > 0.95 and min(shades) < 0.8  # a roof lit from above, darker sides and ends
+    assert drawn >= 20
+    for style in (0, 1):  # car, SUV: the windscreen (glass in the front half) runs back more than it rises
+        (a0, z0, w0, _), (a1, z1, w1, _) = next((p, q) for p, q in itertools.pairwise(vehicles._PROFILES[style])
+                                                if p[3] == "glass" and p[0] >= 0)
+        assert (a1 - a0) * 4.2 > 0.8 * abs(z1 - z0) and min(w0, w1) < 0.9
+
+
+def test_people_are_shaded_as_round_bodies(scenes):
+    """Flat-shaded people were 36 % recognisable to a real-photo detector, shaded ones 42 %: the torso and limbs are
+    darker and cooler at their edges around a lit front, and the label box is the outer outline."""
+    seen = 0
+    for scene in scenes:
+        for th in (t for t in scene.things if t.kind == "person"):
+            d = figures.drawing(th, scene.camera, 0.0)
+            top = np.array(th.colors[1])
+            torso = [q for q in d.prims if q.shape == "poly" and len(q.pts) == 10]
+            assert len(torso) == 3
+            outer, inner = torso[0], torso[-1]
+            if d.depth < 1.0 or np.abs(outer.pts).max() > 1e4:  # beside or behind the camera: not in view
+                continue
+            assert outer.body and not inner.body and np.allclose(inner.rgb, top) and np.allclose(outer.rgb, top * 0.72)
+            assert outer.ir < inner.ir
+            assert outer.pts[:, 0].min() < inner.pts[:, 0].min() and inner.pts[:, 0].max() < outer.pts[:, 0].max()
+            seen += 1
+    assert seen >= 50
 
 
 def test_trousers_range_from_as_warm_as_the_top_to_much_cooler(scenes):
