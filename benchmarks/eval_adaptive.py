@@ -267,15 +267,6 @@ def validate(frames: list[dict], spec: EvalSpec) -> dict[str, dict]:
     return out
 
 
-def one_run(validated: dict[str, dict], *, source: str, generated: bool) -> dict[str, dict]:
-    """The three engines' figures as one validation run: where they came from, and one `run` id for the three (a
-    cheaper engine's loss bound holds only beside the fused model it was measured with; jobs.routing checks it)."""
-    import hashlib
-
-    run = hashlib.sha256(json.dumps([validated, source], sort_keys=True).encode()).hexdigest()[:16]
-    return {m: v | {"generated": generated, "source": source, "run": run} for m, v in validated.items()}
-
-
 def stamp(validated: dict[str, dict], models: str) -> None:
     """Write each engine's figures into its checkpoint and ONNX (metadata travels to engines and the job)."""
     import onnx
@@ -297,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     from fusion.config import cli_main, parse_args
     from jobs.config import ModalityConfig
     from jobs.modality import ModePolicy
-    from jobs.routing import build_routes
+    from jobs.routing import build_routes, validation_run
 
     def run(args: list[str]) -> int:
         _, spec = parse_args(EvalSpec, args)
@@ -309,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             what = (f"{len(val)} pairs of {spec.val_data} (split {spec.val_split!r}, groups of {spec.group})"
                     if spec.val_data else f"{spec.val_clips or spec.clips} clips of {spec.seconds:g} s, seed "
                                           f"{spec.val_seed}")
-            validated = one_run(validate(val, spec), generated=generated,
-                                source=f"benchmarks/eval_adaptive.py: {what}, {spec.size[0]}x{spec.size[1]}, "
-                                       f"conf 0.001, {spec.resamples} clip resamples")
+            validated = validation_run(validate(val, spec), generated=generated,
+                                       source=f"benchmarks/eval_adaptive.py: {what}, {spec.size[0]}x{spec.size[1]}, "
+                                              f"conf 0.001, {spec.resamples} clip resamples")
             # On generated validation this evaluation trusts it (modality.trust_generated=true): what it measures
             # is the routing on generated test clips. The job by default does not (`job_default_routes`).
             routes = {n: build_routes(validated, max_loss=spec.max_loss, min_frames=n, trust_generated=True)

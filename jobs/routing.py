@@ -16,6 +16,8 @@ Figures measured on generated scenes (`generated` in the metadata; missing count
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,13 @@ class Routes:
 
 
 FUSED_ONLY = Routes((0.0, 1.0), ("fused",), ("no validated alternative",))
+
+
+def validation_run(validated: dict[str, dict], *, source: str, generated: bool) -> dict[str, dict]:
+    """The engines' figures (mode → metadata) as one validation run: where they came from, and one `run` id for
+    all, which `build_routes` requires a cheaper engine to share with the fused model."""
+    run = hashlib.sha256(json.dumps([validated, source], sort_keys=True).encode()).hexdigest()[:16]
+    return {m: v | {"generated": generated, "source": source, "run": run} for m, v in validated.items()}
 
 
 def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_frames: int,
