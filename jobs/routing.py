@@ -57,6 +57,11 @@ def validation_run(validated: dict[str, dict], *, source: str, generated: bool) 
     return {m: v | {"generated": generated, "source": source, "run": run} for m, v in validated.items()}
 
 
+def _fmt(loss: float) -> str:
+    """A loss in mAP50, 3 places; a bound just below zero (the cheaper engine is better) reads 0.000, not -0.000."""
+    return f"{round(loss, 3) + 0.0:.3f}"
+
+
 def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_frames: int,
                  trust_generated: bool = False) -> Routes:
     """validated: mode → metadata {"edges": [...], "mAP50": [...], "frames": [...], "loss_upper": [...],
@@ -87,13 +92,13 @@ def build_routes(validated: dict[str, dict | None], *, max_loss: float, min_fram
             bound = v.get("loss_upper", [float("nan")] * (len(edges) - 1))[b]
             proven = n >= min_frames and acc == acc and bound <= max_loss
             if proven and v.get("generated", True) and not trust_generated:
-                held = (f"fused mAP50 {f_acc:.3f}: {m} {acc:.3f}, loss <= {bound:.3f}, but measured on generated "
+                held = (f"fused mAP50 {f_acc:.3f}: {m} {acc:.3f}, loss <= {_fmt(bound)}, but measured on generated "
                         "scenes only (modality.trust_generated=true routes by them)")
             elif proven and acc > best_acc:
-                best, best_acc, why = m, acc, f"{m} mAP50 {acc:.3f} vs fused {f_acc:.3f}, loss <= {bound:.3f}"
+                best, best_acc, why = m, acc, f"{m} mAP50 {acc:.3f} vs fused {f_acc:.3f}, loss <= {_fmt(bound)}"
             elif n >= min_frames and acc == acc and acc >= f_acc - max_loss and best == "fused":
                 why = (f"fused mAP50 {f_acc:.3f}: {m} {acc:.3f} is close, but its loss bound is "
-                       + (f"{bound:.3f}" if bound == bound else "unmeasured"))
+                       + (_fmt(bound) if bound == bound else "unmeasured"))
         modes.append(best)
         reasons.append((held or unpaired) if (held or unpaired) and best == "fused" else why)
     return Routes(edges, tuple(modes), tuple(reasons))

@@ -63,6 +63,13 @@ def test_a_cheaper_engine_equal_on_average_but_not_surely_is_not_chosen(bound, w
     assert routes.modes[2:] == ("rgb", "rgb")  # the other bins keep their proven route
 
 
+def test_a_bound_just_below_zero_reads_zero():
+    """A cheaper engine better than fused on every resample has a bound below zero: the reason says 0.000."""
+    ir = meta([0.9001, 0.80, 0.70, 0.60], bound=[-0.0001, 0.2, 0.2, 0.2])
+    routes = build_routes({**VALIDATED, "ir": ir}, max_loss=0.005, min_frames=50)
+    assert routes.modes[0] == "ir" and "loss <= 0.000" in routes.reasons[0] and "-0.000" not in routes.reasons[0]
+
+
 @pytest.mark.parametrize("run", ["r0", None])
 def test_a_cheaper_engine_validated_beside_another_fused_model_is_not_chosen(run):
     """Retrain or swap one model and keep the others' stamps: RGB's bound was measured against a fused model that is
