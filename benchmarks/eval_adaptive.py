@@ -8,18 +8,15 @@ policy the job derives from those figures against always-fused / always-RGB / al
         models=<folder with mid_n, rgb_n, ir_n .pt + .onnx> out=<json>
     → the same validation on your own labelled pairs (your cameras), stamped into your copies of the models
 
-1. Validation clips (seed `val_seed`, day↔night ramps): each engine (fused, RGB-only, IR-only; the shipped models in
-   ONNX Runtime on CPU, or `backend=torch device=cuda` on a GPU) runs on every frame; frames are binned by the job's
-   own brightness measure and mAP50 per bin per engine is computed with ultralytics' matching and AP. Frames of one
-   clip are far from independent, so the uncertainty of each cheaper engine's loss against fused comes from a paired
-   bootstrap over clips: resample the clips that have frames in the bin, score both engines on the same resample,
-   keep the 95th percentile of the loss.
+1. Validation clips (seed `val_seed`, day↔night ramps): each engine (fused, RGB-only, IR-only; ONNX Runtime on CPU,
+   or `backend=torch device=cuda`) runs on every frame; frames are binned by the job's brightness measure and mAP50
+   per bin per engine comes from ultralytics' matching and AP. Frames of one clip are far from independent, so each
+   cheaper engine's loss bound against fused is the 95th percentile of a paired bootstrap over the bin's clips.
 2. `jobs.routing.build_routes` turns those figures into routes (a cheaper engine only where that bound is within
-   `max_loss`). Generated validation clips are trusted here (`modality.trust_generated=true`: the policy measured is
-   the routing itself); the job's defaults do not route by them, and `job_default_routes` records what they give.
+   `max_loss`), trusting generated clips (`modality.trust_generated=true`); `job_default_routes`: the job's defaults.
 3. Test clips (seed `seed`, never used to validate): the job's ModePolicy with those routes picks an engine per
-   frame; accuracy per slice and GPU time (frames per engine × the H100 per-pair engine time of `trt.bench`, batch
-   32, torch fp16 + CUDA graphs; benchmarks/results/bench_h100_*.json) against the fixed modes.
+   frame; accuracy per slice, per brightness bin and per clip, and GPU time (frames per engine × the H100 per-pair
+   engine time of `trt.bench`, batch 32, fp16 + CUDA graphs; bench_h100_*.json), against the fixed modes.
 """
 
 from __future__ import annotations
@@ -337,11 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         choices |= {"always fused": lambda f: "fused", "always rgb": lambda f: "rgb", "always ir": lambda f: "ir"}
         result = summary | {"gpu_ms_per_pair_h100": gpu, "policies": {},
                             "test_by_bin": validate(test, spec)}  # the same figures on the test clips: did they hold?
+        nb = len(spec.edges) - 1  # per bin, then per test clip: where a route lost what the overall figure hides
+        groups = [[f for f in test if lo <= f["brightness"] < hi] for lo, hi in itertools.pairwise(spec.edges)] + [
+            [f for f in test if f["clip"] == k] for k in range(spec.clips)]
         for name, pick in choices.items():
             res = {sl: _map([f for f in test if sl == "overall" or _slice(f["light"]) == sl], pick)
                    for sl in ("overall", "day", "dusk", "night")}
             counts = {m: sum(pick(f) == m for f in test) for m in MODELS}
-            res |= {"frames_per_engine": counts, "gpu_ms": sum(counts[m] * gpu[m] for m in counts)}
+            by = [round(_mAP50([f["rows"][pick(f)] for f in g]), 4) for g in groups]  # NaN: no targets
+            res |= {"frames_per_engine": counts, "gpu_ms": sum(counts[m] * gpu[m] for m in counts),
+                    "mAP50_by_bin": by[:nb], "mAP50_by_clip": by[nb:]}
             result["policies"][name] = res
         base = result["policies"]["always fused"]
         for res in result["policies"].values():

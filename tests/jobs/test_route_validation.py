@@ -117,3 +117,22 @@ def test_torch_backend_scores_as_onnx_runtime_and_caches_apart(tmp_path):
             # in fp16: scores differ by up to ~0.005
             assert np.allclose(np.sort(s_a[ka]), np.sort(s_b[kb]), atol=0.01)
             assert tp_a[ka, 0].sum() == tp_b[kb, 0].sum()  # the same true positives at IoU 0.5
+
+
+def test_the_policies_are_scored_per_bin_and_per_clip_on_the_test_clips(tmp_path):
+    """Where a route loses is in a bin or a clip, not the overall figure: each policy carries mAP50 per brightness bin
+    and per test clip, and always-fused's per bin is the test clips' own fused figure per bin (another code path)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.eval_adaptive import main
+
+    out = tmp_path / "a.json"
+    assert main(["clips=2", "val_clips=3", "seconds=0.6", "fps=5", "size=[160,128]", f"out={out}",
+                 f"plot={tmp_path / 'a.png'}", "resamples=5"]) == 0
+    result = json.loads(out.read_text())
+    bins = len(result["spec"]["edges"]) - 1
+    for name, policy in result["policies"].items():
+        assert len(policy["mAP50_by_bin"]) == bins and len(policy["mAP50_by_clip"]) == 2, name
+    fused = result["policies"]["always fused"]
+    np.testing.assert_allclose(fused["mAP50_by_bin"], result["test_by_bin"]["fused"]["mAP50"], atol=1e-4)
+    assert result["policies"]["adaptive, the job's defaults"]["mAP50_by_clip"] == fused["mAP50_by_clip"]
+    assert any(v == v for v in fused["mAP50_by_bin"]) and all(v == v for v in fused["mAP50_by_clip"])  # scored
