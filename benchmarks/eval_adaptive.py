@@ -25,17 +25,17 @@ import itertools
 import json
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.adaptive_frames import MODELS, cached_clips, run_pairs  # noqa: E402  (needs ROOT on sys.path)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,6 @@ class EvalSpec:
             raise ConfigError("eval_adaptive: group, resamples, workers >= 1 and clips, val_clips >= 0")
 
 
-MODELS = {"fused": "mid_n", "rgb": "rgb_n", "ir": "ir_n"}
 
 
 def gpu_ms_per_pair() -> dict[str, float]:
@@ -87,135 +86,6 @@ def gpu_ms_per_pair() -> dict[str, float]:
         return r["p50_ms"] / 32
 
     return {m: pick(name) for m, name in MODELS.items()}
-
-
-def _detectors(spec: EvalSpec, threads: int = 0) -> dict:
-    from trt.detector import Detector
-    from trt.engine import EngineSpec, load_engine
-
-    suffix = ".pt" if spec.backend == "torch" else ".onnx"
-    if spec.backend == "torch" and threads:  # as ONNX Runtime's intra-op threads: one per worker process
-        torch.set_num_threads(threads)
-    return {m: Detector(load_engine(EngineSpec(backend=spec.backend, model=str(Path(spec.models) / f"{n}{suffix}"),
-                                               size=spec.size, device=spec.device, threads=threads)),
-                        size=spec.size, conf=0.001, iou=0.6) for m, n in MODELS.items()}
-
-
-def _rows(outs: dict[str, np.ndarray], boxes: torch.Tensor, cls: torch.Tensor) -> dict:
-    """One frame's detections per engine ((N, 6) x1 y1 x2 y2 score class) → its matches, as `summarize` takes."""
-    from fusion.evaluate import match
-
-    rows = {}
-    for m, out in outs.items():
-        d = torch.from_numpy(out)
-        rows[m] = (match(d, boxes, cls), d[:, 4].numpy(), d[:, 5].numpy(), cls.numpy())
-    return rows
-
-
-def run_pairs(spec: EvalSpec) -> list[dict]:
-    """Frames of a labelled paired dataset (`val_data`), as run_clips gives them; runs of `group` consecutive pairs
-    (sorted by name: the frames of one camera and time) stand in for clips."""
-    from fusion.data.layouts import read_dataset
-    from fusion.data.pairs import FolderPairs
-    from jobs.modality import brightness
-
-    ds = read_dataset(spec.val_data, split=spec.val_split)
-    if not len(ds):
-        raise FileNotFoundError(f"val_data={spec.val_data}: no labelled pairs in split {spec.val_split!r}")
-    ds.samples.sort(key=lambda s: s.stem)
-    pairs, dets = FolderPairs(ds), _detectors(spec)
-    frames = []
-    for i in range(len(pairs)):
-        rgb, ir, boxes, classes, _ = pairs.raw(i)
-        outs = {m: d([rgb], [ir])[0] for m, d in dets.items()}
-        rows = _rows(outs, torch.from_numpy(boxes).float(), torch.from_numpy(classes))
-        frames.append({"clip": i // spec.group, "i": i, "t": 0.0, "brightness": brightness(rgb).mean,
-                       "light": float("nan"), "rows": rows})
-    return frames
-
-
-def run_clips(spec: EvalSpec, seed: int, ks: list[int], tmp: str) -> list[dict]:
-    """Frames of generated clips `ks` of `seed`: brightness, light, and each engine's matches against the ground
-    truth (`rows`: engine → (tp (N, 10) bool, score (N,), class (N,), target classes (T,)), what `summarize` takes).
-    With `workers` > 1 the clips are rendered and scored in that many processes (one CPU thread each for
-    ONNX Runtime or torch)."""
-    return [f for _, part in clip_parts(spec, seed, ks, tmp) for f in part]
-
-
-def clip_parts(spec: EvalSpec, seed: int, ks: list[int], tmp: str) -> Iterator[tuple[int, list[dict]]]:
-    """(k, frames of clip k) for each of `ks` in order, each as soon as it and those before it are scored."""
-    from fusion.parallel import spawn_map
-
-    threads = 1 if spec.workers > 1 and len(ks) > 1 else 0
-    yield from zip(ks, spawn_map(_clip_args, [(spec, seed, k, tmp, threads) for k in ks], workers=spec.workers),
-                   strict=True)
-
-
-def _clip_args(args: tuple) -> list[dict]:
-    return _clip(*args)
-
-
-def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dict]:
-    """Clip `k` of `seed`: day→night for even k, night→day for odd, as run_clips describes."""
-    from fusion.data.generate import write_clip
-    from fusion.data.scene import Illumination, SceneConfig
-    from fusion.data.video import VideoReader
-    from jobs.modality import brightness
-
-    dets = _detectors(spec, threads)
-    day, night = Illumination(0.9), Illumination(0.02)
-    lf, lt = (day, night) if k % 2 == 0 else (night, day)
-    p = {x: f"{tmp}/s{seed}c{k}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
-    write_clip(rgb_url=p["rgb.mp4"], ir_url=p["ir.mp4"], gt_url=p["gt.parquet"], seed=seed + k,
-               seconds=spec.seconds, fps=spec.fps, config=SceneConfig(rgb_size=spec.size, ir_size=(320, 256)),
-               light_from=lf, light_to=lt)
-    rgb = list(VideoReader(p["rgb.mp4"]).frames())
-    ir = [f for _, f in VideoReader(p["ir.mp4"], gray=True).frames()]
-    gt = pq.read_table(p["gt.parquet"]).to_pandas()
-    # 32 frames per call: one call over the whole clip held ~10 GB per process (letterboxed fp32 tensors)
-    outs = {m: [o for j in range(0, len(rgb), 32) for o in d([f for _, f in rgb[j:j + 32]], ir[j:j + 32])]
-            for m, d in dets.items()}
-    frames: list[dict] = []
-    for i, (t, img) in enumerate(rgb):
-        g = gt[gt.frame_idx == i]
-        light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
-        boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))  # (T, 4); T may be 0
-        rows = _rows({m: o[i] for m, o in outs.items()}, boxes, torch.tensor(g.class_id.to_numpy(np.int64)))
-        frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
-                       "rows": rows})
-    return frames
-
-
-def cached_clips(spec: EvalSpec, seed: int, clips: int, tmp: str) -> list[dict]:
-    """run_clips of clips 0..clips-1, through `spec.cache` when set, one file per clip: the key is the clip's own
-    seed and direction (clip k of seed s is clip k - j of seed s + j for even j), its spec and the engines' models
-    (ONNX graphs or checkpoint weights; metadata aside, since stamping rewrites it). So a larger set reuses a smaller
-    one's clips, and clips scored on other machines can be copied in."""
-    if not spec.cache:
-        return run_clips(spec, seed, list(range(clips)), tmp)
-    import hashlib
-
-    import onnx
-
-    h = hashlib.sha256(repr((spec.seconds, spec.fps, spec.size)).encode())
-    for n in MODELS.values():
-        if spec.backend == "torch":  # the weights (the checkpoint's other keys change when it is stamped)
-            h.update(b"torch")
-            for k, v in torch.load(Path(spec.models) / f"{n}.pt", map_location="cpu", weights_only=True)[
-                    "model"].items():
-                h.update(k.encode() + v.numpy().tobytes())
-        else:
-            h.update(onnx.load(str(Path(spec.models) / f"{n}.onnx")).graph.SerializeToString())
-    path = {k: Path(spec.cache).with_suffix(f".{seed + k}.{k % 2}.{h.hexdigest()[:12]}.pt") for k in range(clips)}
-    missing = [k for k in range(clips) if not path[k].exists()]
-    fresh: dict[int, list[dict]] = {}
-    # each clip is kept as it comes: a run cut short (a device call's time limit) keeps the clips it finished
-    for k, part in clip_parts(spec, seed, missing, tmp) if missing else ():
-        path[k].parent.mkdir(parents=True, exist_ok=True)
-        torch.save(part, path[k])
-        fresh[k] = part
-    return [f | {"clip": k} for k in range(clips)
-            for f in (fresh[k] if k in fresh else torch.load(path[k], weights_only=False))]
 
 
 def _map(frames: list[dict], pick) -> dict:
@@ -245,12 +115,16 @@ def loss_bound(frames: list[dict], engine: str, *, resamples: int, seed: int) ->
     return float(np.quantile(losses, 0.95)) if losses else float("nan")
 
 
+def by_bin(frames: list[dict], edges: tuple[float, ...]) -> list[list[dict]]:
+    """The frames in each brightness bin [edges[b], edges[b + 1]), as the job's routes bin them."""
+    return [[f for f in frames if lo <= f["brightness"] < hi] for lo, hi in itertools.pairwise(edges)]
+
+
 def validate(frames: list[dict], spec: EvalSpec) -> dict[str, dict]:
     """Per engine: mAP50, frames and clips per brightness bin (the `validated` metadata); for the cheaper engines
     also `loss_upper`, the bootstrap bound of their loss against fused (NaN: fewer than `min_clips` clips)."""
     out = {m: {"edges": list(spec.edges), "mAP50": [], "frames": [], "clips": []} for m in MODELS}
-    for b, (lo, hi) in enumerate(itertools.pairwise(spec.edges)):
-        sel = [f for f in frames if lo <= f["brightness"] < hi]
+    for b, sel in enumerate(by_bin(frames, spec.edges)):
         n_clips = len({f["clip"] for f in sel})
         for m in MODELS:
             acc = _mAP50([f["rows"][m] for f in sel])
@@ -335,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         result = summary | {"gpu_ms_per_pair_h100": gpu, "policies": {},
                             "test_by_bin": validate(test, spec)}  # the same figures on the test clips: did they hold?
         nb = len(spec.edges) - 1  # per bin, then per test clip: where a route lost what the overall figure hides
-        groups = [[f for f in test if lo <= f["brightness"] < hi] for lo, hi in itertools.pairwise(spec.edges)] + [
-            [f for f in test if f["clip"] == k] for k in range(spec.clips)]
+        groups = by_bin(test, spec.edges) + [[f for f in test if f["clip"] == k] for k in range(spec.clips)]
         for name, pick in choices.items():
             res = {sl: _map([f for f in test if sl == "overall" or _slice(f["light"]) == sl], pick)
                    for sl in ("overall", "day", "dusk", "night")}

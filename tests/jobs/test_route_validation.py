@@ -62,17 +62,18 @@ def test_clip_cache_is_per_clip_and_reused_by_larger_and_shifted_sets(tmp_path, 
     """Validation sets grow by clips scored elsewhere: clip k of seed s is clip k - 2 of seed s + 2 (same seed,
     same day/night direction), so only clips never scored are run; a cached clip is renumbered for its set."""
     sys.path.insert(0, str(ROOT))
+    from benchmarks import adaptive_frames as af
     from benchmarks import eval_adaptive as ev
 
     spec = ev.EvalSpec(clips=2, seconds=0.2, fps=5, size=(160, 128), cache=str(tmp_path / "c" / "clip"))
-    run = ev.clip_parts
+    run = af.clip_parts
     ran = []
-    monkeypatch.setattr(ev, "clip_parts", lambda s, seed, ks, tmp: ran.append((seed, ks)) or run(s, seed, ks, tmp))
-    first = ev.cached_clips(spec, 10, 2, str(tmp_path))
+    monkeypatch.setattr(af, "clip_parts", lambda s, seed, ks, tmp: ran.append((seed, ks)) or run(s, seed, ks, tmp))
+    first = af.cached_clips(spec, 10, 2, str(tmp_path))
     assert ran == [(10, [0, 1])] and {f["clip"] for f in first} == {0, 1}
-    more = ev.cached_clips(spec, 10, 3, str(tmp_path))
+    more = af.cached_clips(spec, 10, 3, str(tmp_path))
     assert ran[1:] == [(10, [2])]
-    shifted = ev.cached_clips(spec, 12, 2, str(tmp_path))  # seeds 12 (clip 2 above) and 13 (new, night->day)
+    shifted = af.cached_clips(spec, 12, 2, str(tmp_path))  # seeds 12 (clip 2 above) and 13 (new, night->day)
     assert ran[2:] == [(12, [1])]
     same = [f for f in more if f["clip"] == 2]
     assert [f["clip"] for f in shifted[:len(same)]] == [0] * len(same)
@@ -83,19 +84,20 @@ def test_clip_cache_is_per_clip_and_reused_by_larger_and_shifted_sets(tmp_path, 
 def test_a_run_cut_short_keeps_the_clips_it_finished(tmp_path, monkeypatch):
     """A device call has a time limit: each clip is cached as soon as it is scored, not when the set is done."""
     sys.path.insert(0, str(ROOT))
+    from benchmarks import adaptive_frames as af
     from benchmarks import eval_adaptive as ev
 
     spec = ev.EvalSpec(clips=2, seconds=0.2, fps=5, size=(160, 128), cache=str(tmp_path / "c" / "clip"))
-    clip = ev._clip_args
+    clip = af._clip_args
 
     def second_fails(args):
         if args[2] == 1:
             raise TimeoutError("cut short")
         return clip(args)
 
-    monkeypatch.setattr(ev, "_clip_args", second_fails)
+    monkeypatch.setattr(af, "_clip_args", second_fails)
     with pytest.raises(TimeoutError):
-        ev.cached_clips(spec, 10, 2, str(tmp_path))
+        af.cached_clips(spec, 10, 2, str(tmp_path))
     assert [p.name.split(".")[1] for p in (tmp_path / "c").glob("clip.*.pt")] == ["10"]
 
 
@@ -103,14 +105,15 @@ def test_torch_backend_scores_as_onnx_runtime_and_caches_apart(tmp_path):
     """backend=torch (device=cuda on a GPU machine) scores validation clips in a fraction of the CPU time; it runs the
     checkpoints beside the ONNX graphs, so its matches are ONNX Runtime's, and its cache files are its own."""
     sys.path.insert(0, str(ROOT))
+    from benchmarks import adaptive_frames as af
     from benchmarks import eval_adaptive as ev
 
     common = dict(clips=1, seconds=0.2, fps=5, size=(160, 128), cache=str(tmp_path / "c" / "clip"))
-    frames = {b: ev.cached_clips(ev.EvalSpec(backend=b, **common), 10, 1, str(tmp_path))
+    frames = {b: af.cached_clips(ev.EvalSpec(backend=b, **common), 10, 1, str(tmp_path))
               for b in ("onnxruntime", "torch")}
     assert len(list((tmp_path / "c").glob("clip.*.pt"))) == 2
     for a, b in zip(frames["onnxruntime"], frames["torch"], strict=True):
-        for m in ev.MODELS:
+        for m in af.MODELS:
             (tp_a, s_a, _, _), (tp_b, s_b, _, _) = a["rows"][m], b["rows"][m]
             ka, kb = s_a > 0.05, s_b > 0.05  # low-score boxes may trade places at the NMS cut; scored ones agree
             # the ONNX graph folds BatchNorm into the convolutions before storing fp16; the checkpoint stores both
@@ -121,7 +124,7 @@ def test_torch_backend_scores_as_onnx_runtime_and_caches_apart(tmp_path):
 
 def test_the_policies_are_scored_per_bin_and_per_clip_on_the_test_clips(tmp_path):
     """Where a route loses is in a bin or a clip, not the overall figure: each policy carries mAP50 per brightness bin
-    and per test clip, and always-fused's per bin is the test clips' own fused figure per bin (another code path)."""
+    and per test clip, and always-fused's per bin is the test clips' own fused figure per bin (validate's figures)."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.eval_adaptive import main
 
