@@ -13,10 +13,12 @@ set reuses a smaller one's clips and clips scored on another machine can be copi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 MODELS = {"fused": "mid_n", "rgb": "rgb_n", "ir": "ir_n"}  # engine → model file stem in `spec.models`
 
 
-def _detectors(spec: EvalSpec, threads: int = 0) -> dict:
+def detectors(spec: EvalSpec, threads: int = 0) -> dict:
+    """engine → Detector of `spec.models` at score 0.001 (every box counts for mAP), NMS IoU 0.6 as the job's."""
     from trt.detector import Detector
     from trt.engine import EngineSpec, load_engine
 
@@ -38,7 +41,7 @@ def _detectors(spec: EvalSpec, threads: int = 0) -> dict:
                         size=spec.size, conf=0.001, iou=0.6) for m, n in MODELS.items()}
 
 
-def _rows(outs: dict[str, np.ndarray], boxes: torch.Tensor, cls: torch.Tensor) -> dict:
+def match_rows(outs: dict[str, np.ndarray], boxes: torch.Tensor, cls: torch.Tensor) -> dict:
     """One frame's detections per engine ((N, 6) x1 y1 x2 y2 score class) → its matches, as `summarize` takes."""
     from fusion.evaluate import match
 
@@ -60,12 +63,12 @@ def run_pairs(spec: EvalSpec) -> list[dict]:
     if not len(ds):
         raise FileNotFoundError(f"val_data={spec.val_data}: no labelled pairs in split {spec.val_split!r}")
     ds.samples.sort(key=lambda s: s.stem)
-    pairs, dets = FolderPairs(ds), _detectors(spec)
+    pairs, dets = FolderPairs(ds), detectors(spec)
     frames = []
     for i in range(len(pairs)):
         rgb, ir, boxes, classes, _ = pairs.raw(i)
         outs = {m: d([rgb], [ir])[0] for m, d in dets.items()}
-        rows = _rows(outs, torch.from_numpy(boxes).float(), torch.from_numpy(classes))
+        rows = match_rows(outs, torch.from_numpy(boxes).float(), torch.from_numpy(classes))
         frames.append({"clip": i // spec.group, "i": i, "t": 0.0, "brightness": brightness(rgb).mean,
                        "light": float("nan"), "rows": rows})
     return frames
@@ -92,32 +95,60 @@ def _clip_args(args: tuple) -> list[dict]:
     return _clip(*args)
 
 
-def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dict]:
-    """Clip `k` of `seed`: day→night for even k, night→day for odd, as run_clips describes."""
+@dataclass(frozen=True)
+class Clip:
+    """One rendered clip: `rgb` [(t, (H, W, 3) uint8 RGB)], `ir` [(h, w) uint8], `gt` its ground-truth rows (frame_idx,
+    object_id, class_id, x1, y1, x2, y2 in RGB pixels, light), `light_from` the light at its first frame."""
+
+    rgb: list[tuple[float, np.ndarray]]
+    ir: list[np.ndarray]
+    gt: pd.DataFrame
+    light_from: float
+
+    def targets(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame i's boxes (T, 4) and classes (T,); T may be 0."""
+        g = self.gt[self.gt.frame_idx == i]
+        boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))
+        return boxes, torch.tensor(g.class_id.to_numpy(np.int64))
+
+
+def render_clip(spec: EvalSpec, seed: int, k: int, tmp: str) -> Clip:
+    """Clip `k` of `seed`: day→night for even k, night→day for odd (`spec.seconds`, `spec.fps`, RGB `spec.size`, IR
+    320x256), written under `tmp` and decoded back, as every engine sees it."""
     from fusion.data.generate import write_clip
     from fusion.data.scene import Illumination, SceneConfig
     from fusion.data.video import VideoReader
-    from jobs.modality import brightness
 
-    dets = _detectors(spec, threads)
     day, night = Illumination(0.9), Illumination(0.02)
     lf, lt = (day, night) if k % 2 == 0 else (night, day)
     p = {x: f"{tmp}/s{seed}c{k}_{x}" for x in ("rgb.mp4", "ir.mp4", "gt.parquet")}
     write_clip(rgb_url=p["rgb.mp4"], ir_url=p["ir.mp4"], gt_url=p["gt.parquet"], seed=seed + k,
                seconds=spec.seconds, fps=spec.fps, config=SceneConfig(rgb_size=spec.size, ir_size=(320, 256)),
                light_from=lf, light_to=lt)
-    rgb = list(VideoReader(p["rgb.mp4"]).frames())
-    ir = [f for _, f in VideoReader(p["ir.mp4"], gray=True).frames()]
-    gt = pq.read_table(p["gt.parquet"]).to_pandas()
+    return Clip(rgb=list(VideoReader(p["rgb.mp4"]).frames()),
+                ir=[f for _, f in VideoReader(p["ir.mp4"], gray=True).frames()],
+                gt=pq.read_table(p["gt.parquet"]).to_pandas(), light_from=lf.light)
+
+
+def detect_clip(dets: dict, clip: Clip) -> dict[str, list[np.ndarray]]:
+    """engine → per frame (N, 6) x1 y1 x2 y2 score class."""
     # 32 frames per call: one call over the whole clip held ~10 GB per process (letterboxed fp32 tensors)
-    outs = {m: [o for j in range(0, len(rgb), 32) for o in d([f for _, f in rgb[j:j + 32]], ir[j:j + 32])]
-            for m, d in dets.items()}
+    return {m: [o for j in range(0, len(clip.rgb), 32)
+                for o in d([f for _, f in clip.rgb[j:j + 32]], clip.ir[j:j + 32])] for m, d in dets.items()}
+
+
+def _clip(spec: EvalSpec, seed: int, k: int, tmp: str, threads: int) -> list[dict]:
+    """Clip `k` of `seed` (`render_clip`), scored by every engine, as run_clips describes."""
+    from jobs.modality import brightness
+
+    dets = detectors(spec, threads)
+    clip = render_clip(spec, seed, k, tmp)
+    outs = detect_clip(dets, clip)
     frames: list[dict] = []
-    for i, (t, img) in enumerate(rgb):
-        g = gt[gt.frame_idx == i]
-        light = float(g.light.iloc[0]) if len(g) else (lf.light if i == 0 else frames[-1]["light"])
-        boxes = torch.tensor(g[["x1", "y1", "x2", "y2"]].to_numpy(np.float32))  # (T, 4); T may be 0
-        rows = _rows({m: o[i] for m, o in outs.items()}, boxes, torch.tensor(g.class_id.to_numpy(np.int64)))
+    for i, (t, img) in enumerate(clip.rgb):
+        g = clip.gt[clip.gt.frame_idx == i]
+        light = float(g.light.iloc[0]) if len(g) else (clip.light_from if i == 0 else frames[-1]["light"])
+        rows = match_rows({m: o[i] for m, o in outs.items()}, *clip.targets(i))
         frames.append({"clip": k, "i": i, "t": t, "brightness": brightness(img).mean, "light": light,
                        "rows": rows})
     return frames

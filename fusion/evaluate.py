@@ -78,7 +78,6 @@ def operating_point(dets: torch.Tensor, boxes: torch.Tensor, classes: torch.Tens
         out[2 * n + 1] = float(ratio[d[tp, 5] == 0].sum())
         found[best] = True
     W, H = size
-    edge = 0.01 * max(W, H)
     for j in np.flatnonzero(~tp):
         on_own = iou[:, j] * same[:, j]  # (targets,) IoU with the targets of this box's class
         x1, y1, x2, y2 = d[j, :4].tolist()
@@ -88,12 +87,19 @@ def operating_point(dets: torch.Tensor, boxes: torch.Tensor, classes: torch.Tens
             cause = "misplaced"
         elif (x2 - x1) * (y2 - y1) >= 0.25 * W * H:
             cause = "frame_filling"
-        elif min(x1, y1) <= edge or x2 >= W - edge or y2 >= H - edge:
+        elif touches_edge((x1, y1, x2, y2), size):
             cause = "at_edge"
         else:
             cause = "background"
         out[2 * n + 2 + FALSE_CAUSES.index(cause)] += 1
     return out
+
+
+def touches_edge(box: tuple[float, float, float, float], size: tuple[int, int]) -> bool:
+    """Whether an x1 y1 x2 y2 box reaches within 1 % of the larger side of a (W, H) image's border (cut off)."""
+    W, H = size
+    edge = 0.01 * max(W, H)
+    return min(box[0], box[1]) <= edge or box[2] >= W - edge or box[3] >= H - edge
 
 
 def summarize_operating_point(rows: list[np.ndarray], conf: float, names: tuple[str, ...]) -> dict:

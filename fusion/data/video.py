@@ -8,9 +8,11 @@ own threads. IR is stored as the luma plane of yuv420p (portable to every player
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,22 @@ import fsspec
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+# x264's output depends on how many threads encode: fixed, so one seed renders the same bytes on every machine
+# (left to FFmpeg it is the core count: a 2-core and a 16-core machine wrote different clips). 2 = the CI class.
+ENCODER_THREADS = 2
+
+
+@functools.cache
+def _x264_params() -> str:
+    """x264's AVX-512 code wrote different bytes run to run for the same frames (AMD EPYC, PyAV 18.1's x264: 8 of 8
+    runs of three clips varied with asm=AVX512, at one thread or two; 0 of 8 with asm=AVX2, whose bytes are those
+    of a good AVX-512 run): on a CPU with AVX-512 the encoder is held to AVX2, which every such CPU has."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no flags to read, x264 picks its own code
+        return ""
+    return "asm=AVX2" if re.search(r"\bavx512f\b", flags) else ""
 
 
 class VideoError(RuntimeError):
@@ -49,8 +67,10 @@ def write_video(url: str, frames: Iterable[np.ndarray], *, fps: int = 25, crf: i
                     stream.pix_fmt = "yuv420p"
                     stream.time_base = Fraction(1, fps)
                     # A keyframe every 2 s and no scene-cut keyframes: RGB and IR then share chunk boundaries.
-                    stream.options = {"crf": str(crf), "preset": preset, "g": str(2 * fps),
-                                      "keyint_min": str(2 * fps), "sc_threshold": "0"}
+                    options = {"crf": str(crf), "preset": preset, "g": str(2 * fps), "keyint_min": str(2 * fps),
+                               "sc_threshold": "0"}
+                    stream.options = options | ({"x264-params": _x264_params()} if _x264_params() else {})
+                    stream.thread_count = ENCODER_THREADS
                 fmt = "gray" if frame.ndim == 2 else "bgr24"
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=fmt)
                 vf.pts = count

@@ -139,3 +139,29 @@ def test_the_policies_are_scored_per_bin_and_per_clip_on_the_test_clips(tmp_path
     np.testing.assert_allclose(fused["mAP50_by_bin"], result["test_by_bin"]["fused"]["mAP50"], atol=1e-4)
     assert result["policies"]["adaptive, the job's defaults"]["mAP50_by_clip"] == fused["mAP50_by_clip"]
     assert any(v == v for v in fused["mAP50_by_bin"]) and all(v == v for v in fused["mAP50_by_clip"])  # scored
+
+
+def test_explain_clip_scores_the_clip_eval_adaptive_scores_and_counts_objects_cut_by_the_frame(tmp_path):
+    """`explain_clip.py` renders clip k of a seed as the evaluation does: its overall mAP50 per engine is the
+    evaluation's own on that clip (another code path), its bins add up, and a box reaching the border is 'at edge'."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import adaptive_frames as af
+    from benchmarks import eval_adaptive as ev
+    from benchmarks.explain_clip import main
+    from fusion.evaluate import touches_edge
+
+    assert touches_edge((0, 10, 50, 60), (640, 512)) and touches_edge((10, 10, 635, 60), (640, 512))
+    assert not touches_edge((10, 10, 600, 500), (640, 512))
+    common = dict(seconds=0.6, fps=5, size=(160, 128))
+    out = tmp_path / "e.json"
+    assert main(["seed=20", "clip=1", *(f"{k}={v}" for k, v in common.items() if k != "size"), "size=[160,128]",
+                 f"out={out}", "frames=[0,2]", f"plot={tmp_path / 'e.png'}"]) == 0
+    bins = json.loads(out.read_text())["bins"]
+    frames = af.run_clips(ev.EvalSpec(clips=1, **common), 20, [1], str(tmp_path))
+    for m in af.MODELS:
+        np.testing.assert_allclose(bins["overall"][m]["mAP50"], ev._mAP50([f["rows"][m] for f in frames]), atol=1e-9)
+    parts = [b for name, b in bins.items() if name != "overall"]
+    assert sum(b["frames"] for b in parts) == bins["overall"]["frames"] == len(frames) == 3
+    assert sum(b["targets"] for b in parts) == bins["overall"]["targets"] > 0
+    assert 0 <= bins["overall"]["targets_at_edge"] <= bins["overall"]["targets"]
+    assert (tmp_path / "e.png").stat().st_size > 0
