@@ -17,6 +17,9 @@ policy the job derives from those figures against always-fused / always-RGB / al
 3. Test clips (seed `seed`, never used to validate): the job's ModePolicy with those routes picks an engine per
    frame; accuracy per slice, per brightness bin and per clip, and GPU time (frames per engine × the H100 per-pair
    engine time of `trt.bench`, batch 32, fp16 + CUDA graphs; bench_h100_*.json), against the fixed modes.
+
+The scored frames (rendering, scoring, the per-clip cache) come from `adaptive_frames.py`; what one clip's engines
+find and miss, frame by frame: `explain_clip.py`.
 """
 
 from __future__ import annotations
@@ -72,8 +75,6 @@ class EvalSpec:
             raise ConfigError("eval_adaptive: nothing to validate on: set clips, val_clips or val_data")
         if self.group < 1 or self.resamples < 1 or self.workers < 1 or self.clips < 0 or self.val_clips < 0:
             raise ConfigError("eval_adaptive: group, resamples, workers >= 1 and clips, val_clips >= 0")
-
-
 
 
 def gpu_ms_per_pair() -> dict[str, float]:
