@@ -97,8 +97,9 @@ def _clip_args(args: tuple) -> list[dict]:
 
 @dataclass(frozen=True)
 class Clip:
-    """One rendered clip: `rgb` [(t, (H, W, 3) uint8 RGB)], `ir` [(h, w) uint8], `gt` its ground-truth rows (frame_idx,
-    object_id, class_id, x1, y1, x2, y2 in RGB pixels, light), `light_from` the light at its first frame."""
+    """One rendered clip: `rgb` [(t, (H, W, 3) uint8 BGR: the colour camera, as decoded)], `ir` [(h, w) uint8], `gt`
+    its ground-truth rows (frame_idx, object_id, class_id, x1, y1, x2, y2 in RGB pixels, light), `light_from` the
+    light at its first frame."""
 
     rgb: list[tuple[float, np.ndarray]]
     ir: list[np.ndarray]

@@ -95,7 +95,7 @@ def plot(spec: ExplainSpec, drawn: dict, clip: Clip, names: list[str]) -> None:
 
     rows = []
     for i, per_engine in drawn.items():
-        bgr = cv2.cvtColor(clip.rgb[i][1], cv2.COLOR_RGB2BGR)
+        bgr = clip.rgb[i][1].copy()  # decoded as OpenCV frames are: BGR
         bx, _ = clip.targets(i)
         for x1, y1, x2, y2 in bx.tolist():  # 3 px outside the box, so a detection on it leaves it visible
             cv2.rectangle(bgr, (int(x1) - 3, int(y1) - 3), (int(x2) + 3, int(y2) + 3), (255, 255, 255), 1)

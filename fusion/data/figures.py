@@ -216,12 +216,14 @@ def furniture(th: Thing, cam: Camera, t: float) -> Drawing:
         p.append(up.ellipse((0.4 * w, 0.75 * h), 0.12 * w, 0.18 * h, col, temp))
         p.append(up.line((-0.2 * w, 0.3 * h), (-0.2 * w, 0), 0.06, col, temp))
         p.append(up.line((0.2 * w, 0.3 * h), (0.2 * w, 0), 0.06, col, temp))
-    elif th.kind == "decoy_person":  # a backlit poster with a life-size person: RGB only, ambient in IR
+    box = None
+    if th.kind == "decoy_person":  # a backlit poster with a life-size person: RGB only, ambient in IR
         p.append(up.poly([(-0.65, 0.2), (0.65, 0.2), (0.65, 2.2), (-0.65, 2.2)], (0.85, 0.85, 0.82), None,
                          emit=0.3 * th.lights))
         fake = person(th, cam, 0.0)
         p.extend(Prim(q.shape, q.pts, q.rgb, None, q.width, q.axes) for q in fake.prims)
-    return Drawing(p, up.depth, None)
+        box = fake.box  # never a label (not a labelled kind): where a model fooled by the poster would box it
+    return Drawing(p, up.depth, box)
 
 
 def drawing(th: Thing, cam: Camera, t: float) -> Drawing | None:

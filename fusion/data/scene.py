@@ -28,6 +28,7 @@ import numpy as np
 from fusion.data import figures, render
 from fusion.data.camera import Camera
 from fusion.data.population import Thing, populate
+from fusion.data.prims import extent
 from fusion.data.street import Background, Street, building_heights, cast, sample_street
 from fusion.data.street import background as street_background
 from fusion.data.street import thermal as street_thermal
@@ -102,6 +103,10 @@ class Frame:
     classes: np.ndarray  # (N,) int64 indices into CLASS_NAMES
     illumination: Illumination
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) object identity of each box
+    # The CONFOUNDERS in view, never labelled, boxed by the labels' rule of what shows so an evaluation can count the
+    # boxes a model puts on them: (M, 4) xyxy in RGB pixels (a poster by the person on it) and their kinds.
+    confounders: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    confounder_kinds: tuple[str, ...] = ()
 
 
 @dataclass
@@ -138,7 +143,9 @@ class Scene:
         rgb, visible = render.render_rgb(self, drawn, illumination, rng)
         ir = render.render_ir(self, drawn, illumination, rng)
         boxes, classes, ids = _targets(drawn, visible, W, H)
-        return Frame(rgb=rgb, ir=ir, boxes=boxes, classes=classes, illumination=illumination, ids=ids)
+        cboxes, kinds = _confounders(drawn, visible, W, H)
+        return Frame(rgb=rgb, ir=ir, boxes=boxes, classes=classes, illumination=illumination, ids=ids,
+                     confounders=cboxes, confounder_kinds=kinds)
 
 
 MIN_SHOWN = 0.25  # an object is labelled when at least this much of it shows: not hidden, and inside the frame
@@ -153,22 +160,38 @@ def shown_enough(box_w, box_h, in_w, in_h, W: int, H: int):
     return (((inside >= MIN_SHOWN * box_w * box_h) | (inside >= 0.04 * W * H)) & (in_w >= 3) & (in_h >= 6))
 
 
+def _cut(box, W: int, H: int) -> tuple[float, float, float, float] | None:
+    """`box` clipped to the (W, H) frame, or None where too little of it shows (`shown_enough`)."""
+    x1, y1, x2, y2 = box
+    cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(W)), min(y2, float(H))
+    return (cx1, cy1, cx2, cy2) if shown_enough(x2 - x1, y2 - y1, cx2 - cx1, cy2 - cy1, W, H) else None
+
+
 def _targets(drawn, visible: list[float], W: int, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Label boxes an annotator would draw: the whole body even when partly hidden, clipped to the frame, but not
     objects hidden behind nearer ones or cut by the frame edge beyond `shown_enough`."""
     boxes, classes, ids = [], [], []
     for (th, d), vis in zip(drawn, visible, strict=True):
-        if th.kind not in _LABEL or d.box is None or vis < MIN_SHOWN:
+        if th.kind not in _LABEL or d.box is None or vis < MIN_SHOWN or (cut := _cut(d.box, W, H)) is None:
             continue
-        x1, y1, x2, y2 = d.box
-        cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(W)), min(y2, float(H))
-        if not shown_enough(x2 - x1, y2 - y1, cx2 - cx1, cy2 - cy1, W, H):
-            continue
-        boxes.append((cx1, cy1, cx2, cy2))
+        boxes.append(cut)
         classes.append(_LABEL[th.kind])
         ids.append(th.ident)
     return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64),
             np.asarray(ids, np.int64))
+
+
+def _confounders(drawn, visible: list[float], W: int, H: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The confounders an annotator would see, by the labels' rule: a poster boxed by the person on it, the others
+    by what is painted."""
+    boxes, kinds = [], []
+    for (th, d), vis in zip(drawn, visible, strict=True):
+        if th.kind in CONFOUNDERS and vis >= MIN_SHOWN:
+            cut = _cut(d.box if d.box is not None else extent(d.prims, labelled=False), W, H)
+            if cut is not None:
+                boxes.append(cut)
+                kinds.append(th.kind)
+    return np.asarray(boxes, np.float32).reshape(-1, 4), tuple(kinds)
 
 
 def make_scene(seed: int, config: SceneConfig | None = None, *, speed: float = 1.0) -> Scene:
