@@ -26,7 +26,7 @@ from torchvision.ops import box_area
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MODELS = {"fused": "mid_n", "rgb": "rgb_n", "ir": "ir_n"}  # engine → model file stem in `models`
+from benchmarks.adaptive_frames import MODELS, detectors  # noqa: E402  (needs ROOT on sys.path)
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     from fusion.config import cli_main, parse_args
 
     def run(args: list[str]) -> int:
+        from benchmarks.eval_adaptive import EvalSpec
         from fusion.data.scene import SceneConfig, render_pair
-        from trt.detector import Detector
-        from trt.engine import EngineSpec, load_engine
 
         _, spec = parse_args(ConfounderSpec, args)
-        dets = {m: Detector(load_engine(EngineSpec(backend="onnxruntime", model=str(Path(spec.models) / f"{n}.onnx"),
-                                                   size=spec.size, device="cpu")), size=spec.size, conf=spec.conf,
-                            iou=0.6) for m, n in MODELS.items()}
+        # the adaptive evaluation's engines (ONNX Runtime, every box above 0.001); `score` keeps those above conf
+        dets = detectors(EvalSpec(clips=1, size=spec.size, models=spec.models))
         config = SceneConfig(rgb_size=spec.size, ir_size=(spec.size[0] // 2, spec.size[1] // 2))
         result: dict = {"spec": asdict(spec), "slices": {}}
         for k, slice_ in enumerate(spec.slices):
