@@ -27,15 +27,15 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # x264's output depends on how many threads encode: fixed, so one seed renders the same bytes on every machine
-# (left to FFmpeg it is the core count: a 2-core and a 16-core machine wrote different clips). 2 = the CI class.
+# (left to FFmpeg it follows the core count; one core and two wrote different files here). 2 = the CI class.
 ENCODER_THREADS = 2
 
 
 @functools.cache
 def _x264_params() -> str:
-    """x264's AVX-512 code wrote different bytes run to run for the same frames (AMD EPYC, PyAV 18.1's x264: 8 of 8
-    runs of three clips varied with asm=AVX512, at one thread or two; 0 of 8 with asm=AVX2, whose bytes are those
-    of a good AVX-512 run): on a CPU with AVX-512 the encoder is held to AVX2, which every such CPU has."""
+    """x264's AVX-512 code wrote different bytes run to run for the same frames (AMD EPYC, PyAV 18.1's x264: in 8 of
+    8 runs of 10 encodes of one clip pair with asm=AVX512, in 0 of 8 with asm=AVX2, whose bytes are those of a good
+    AVX-512 run): on a CPU with AVX-512 the encoder is held to AVX2, which every such CPU has."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:  # not Linux: no flags to read, x264 picks its own code
