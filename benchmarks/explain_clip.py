@@ -62,6 +62,10 @@ def explain(spec: ExplainSpec) -> tuple[dict, dict, Clip]:
     ev = EvalSpec(clips=1, seconds=spec.seconds, fps=spec.fps, size=spec.size, models=spec.models)
     with tempfile.TemporaryDirectory() as tmp:
         clip = render_clip(ev, spec.seed, spec.clip, tmp)
+    if bad := [i for i in spec.frames if not 0 <= i < len(clip.rgb)]:
+        from fusion.config import ConfigError
+
+        raise ConfigError(f"explain_clip: frames {bad} are not in the clip's {len(clip.rgb)} frames")
     dets = detectors(ev)
     names = dets["fused"].classes  # the models' own class names
     outs = detect_clip(dets, clip)

@@ -165,3 +165,4 @@ def test_explain_clip_scores_the_clip_eval_adaptive_scores_and_counts_objects_cu
     assert sum(b["targets"] for b in parts) == bins["overall"]["targets"] > 0
     assert 0 <= bins["overall"]["targets_at_edge"] <= bins["overall"]["targets"]
     assert (tmp_path / "e.png").stat().st_size > 0
+    assert main(["seed=20", "clip=1", "seconds=0.6", "fps=5", "size=[160,128]", "frames=[3]"]) == 2  # 3 frames: 0-2
