@@ -255,9 +255,10 @@ def job(cfg: BenchJobConfig) -> dict:
         ray.shutdown()
         st = [s for s in result["status"] if s["status"] in ("done", "partial")]
         first, last = min(s["t_start"] for s in st), max(s["t_end"] for s in st)
-        busy, firsts, lasts = {}, {}, {}  # per actor process; one that starts late shortens the shared window
+        busy, batches, firsts, lasts = {}, {}, {}, {}  # per actor process; one that starts late shortens the window
         for s in st:
             busy[s["pid"]] = max(busy.get(s["pid"], 0.0), s["engine_busy_s"])
+            batches[s["pid"]] = max(batches.get(s["pid"], 0), s["engine_batches"])
             firsts[s["pid"]] = min(firsts.get(s["pid"], s["t_start"]), s["t_start"])
             lasts[s["pid"]] = max(lasts.get(s["pid"], s["t_end"]), s["t_end"])
         frames = sum(s["frames"] for s in st)
@@ -272,7 +273,9 @@ def job(cfg: BenchJobConfig) -> dict:
             "chunk_decode_s_sum": round(sum(s["decode_s"] for s in st), 1),
             "chunk_engine_wait_s_sum": round(sum(s["engine_wait_s"] for s in st), 1),
             "chunk_write_s_sum": round(sum(s["write_s"] for s in st), 1),
-            "engine_busy_s": round(sum(busy.values()), 2), "decoder": st[0]["decoder"],
+            "engine_busy_s": round(sum(busy.values()), 2),
+            "engine_batches": sum(batches.values()),  # × engine.batch − pairs = padded frames (CUDA graphs)
+            "decoder": st[0]["decoder"],
             "actor_start_skew_s": round(max(firsts.values()) - first, 2),
             "actor_end_skew_s": round(last - min(lasts.values()), 2),
             "modes": _modes(st), **sampler.stop(first, last)}

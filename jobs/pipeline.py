@@ -143,10 +143,18 @@ class _Request:
     future: Future = field(default_factory=Future)
     t: float = field(default_factory=time.perf_counter)
     ready: torch.cuda.Event | None = None  # recorded on the submitting thread's stream after x and y were written
+    taken: int = 0  # frames x[:taken] are in a batch already (a request may be split between two batches)
+    done: int = 0  # frames whose detections are in `rows`
+    rows: list = field(default_factory=list)  # (k, 7) arrays, request-local frame index, in frame order
 
 
 class BatchRunner:
-    """The one thread that runs the engines: requests of one mode from concurrent chunks become full batches."""
+    """The one thread that runs the engines: requests of one mode from concurrent chunks become full batches.
+
+    A request that does not fit whole is split: its first frames fill this batch and the rest start the next one.
+    Engines that replay CUDA graphs run every batch padded to `batch`, so a batch left short while frames wait
+    would be engine time spent on padding (a 150-frame chunk in pieces of 32 ends in a piece of 22: 10 of 160
+    frames padding unless the next chunk's frames fill them)."""
 
     def __init__(self, detectors: dict[str, Detector], *, batch: int, max_queue: int = 8, wait_s: float = 0.005):
         self.detectors, self.batch, self.wait_s = detectors, batch, wait_s
@@ -206,14 +214,20 @@ class BatchRunner:
                 pending[item.mode].append(item)
             stopping = self._drain(pending, block_s=0.0) or stopping
             mode = min((m for m in pending if pending[m]), key=lambda m: pending[m][0].t)
-            if sum(len(r.x) for r in pending[mode]) < self.batch and not stopping:
+            if sum(len(r.x) - r.taken for r in pending[mode]) < self.batch and not stopping:
                 stopping = self._drain(pending, block_s=self.wait_s) or stopping  # a full batch is worth 5 ms
-            take, n = [], 0
-            while pending[mode] and (not take or n + len(pending[mode][0].x) <= self.batch):
-                r = pending[mode].popleft()
-                take.append(r)
-                n += len(r.x)
-            self._run(mode, take)
+            take, n = [], 0  # (request, first frame, frames)
+            while pending[mode] and n < self.batch:
+                r = pending[mode][0]
+                k = min(len(r.x) - r.taken, self.batch - n)
+                if not r.future.done():  # not failed already in an earlier batch
+                    take.append((r, r.taken, k))
+                    n += k
+                r.taken += k
+                if r.taken == len(r.x) or r.future.done():
+                    pending[mode].popleft()
+            if take:
+                self._run(mode, take)
 
     def _drain(self, pending: dict[str, deque[_Request]], *, block_s: float) -> bool:
         """Move queued requests into `pending`; True when the stop sentinel was seen."""
@@ -227,29 +241,33 @@ class BatchRunner:
         except queue.Empty:
             return False
 
-    def _run(self, mode: str, reqs: list[_Request]) -> None:
+    def _run(self, mode: str, take: list[tuple[_Request, int, int]]) -> None:
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
-                for r in reqs:
-                    if r.ready is not None:  # written on a chunk thread's stream: wait for it, and keep its memory
-                        engine = torch.cuda.current_stream(r.x.device)  # from reuse until this stream is done
-                        engine.wait_event(r.ready)
+                for r, first, _ in take:
+                    if r.ready is not None and first == 0:  # written on a chunk thread's stream: wait for it, and
+                        engine = torch.cuda.current_stream(r.x.device)  # keep its memory from reuse until this
+                        engine.wait_event(r.ready)  # stream is done (the engine stream: later parts are behind it)
                         r.x.record_stream(engine)
                         r.y.record_stream(engine)
-                x = torch.cat([r.x for r in reqs]) if len(reqs) > 1 else reqs[0].x
-                y = torch.cat([r.y for r in reqs]) if len(reqs) > 1 else reqs[0].y
+                whole = len(take) == 1 and take[0][1] == 0 and take[0][2] == len(take[0][0].x)
+                x = take[0][0].x if whole else torch.cat([r.x[a:a + k] for r, a, k in take])  # (n, 3, H, W)
+                y = take[0][0].y if whole else torch.cat([r.y[a:a + k] for r, a, k in take])  # (n, 1, H, W)
                 flat = self.detectors[mode].infer(x, y).cpu().numpy()  # (K, 7): the one host copy per batch
             self.batches += 1
             self.frames += len(x)
             self.busy_s += time.perf_counter() - t0
             offset = 0
-            for r in reqs:
-                rows = flat[(flat[:, 0] >= offset) & (flat[:, 0] < offset + len(r.x))].copy()
-                rows[:, 0] -= offset
-                offset += len(r.x)
-                r.future.set_result(rows)
+            for r, first, k in take:
+                rows = flat[(flat[:, 0] >= offset) & (flat[:, 0] < offset + k)].copy()
+                rows[:, 0] += first - offset  # batch row → request-local frame index
+                offset += k
+                r.rows.append(rows)
+                r.done += k
+                if r.done == len(r.x):
+                    r.future.set_result(np.concatenate(r.rows) if len(r.rows) > 1 else r.rows[0])
         except Exception as exc:  # e.g. CUDA OOM: every chunk in this batch fails with the same reason
-            for r in reqs:
+            for r, _, _ in take:
                 if not r.future.done():
                     r.future.set_exception(exc)

@@ -103,6 +103,49 @@ def test_runner_merges_concurrent_requests_into_full_padded_batches_and_routes_r
     assert warm >= 1 and len(engine.calls) - warm <= 2  # 12 frames of 4 chunks in two batches, not four
 
 
+def test_runner_splits_requests_so_waiting_frames_fill_every_batch():
+    from trt.detector import Detector
+
+    engine = _Echo()
+    runner = BatchRunner({"fused": Detector(engine, size=(32, 32))}, batch=8, wait_s=0.2)
+    warm = len(engine.calls)
+    # 4 requests of 5 frames, queued together (the runner waits 0.2 s for a full batch): whole requests would run
+    # 5 frames a batch, 4 batches padded to 8; split, 20 frames fill 8 + 8 and the last batch has 4.
+    frames = [torch.arange(5 * k, 5 * k + 5, dtype=torch.float32).view(5, 1, 1, 1).expand(5, 3, 32, 32) / 40
+              for k in range(4)]
+    futures = [runner.submit("fused", x, torch.zeros(5, 1, 32, 32)) for x in frames]
+    results = [f.result(timeout=30) for f in futures]
+    runner.close()
+    assert len(engine.calls) - warm == 3
+    for k, rows in enumerate(results):  # every frame's detection back in its own request, in frame order
+        assert rows[:, 0].tolist() == [0, 1, 2, 3, 4]
+        np.testing.assert_allclose(rows[:, 5], (np.arange(5 * k, 5 * k + 5) / 40) * 0.5 + 0.5, atol=1e-6)
+
+
+def test_a_split_request_fails_once_when_its_second_batch_fails():
+    from trt.detector import Detector
+
+    class FailsSecond(_Echo):
+        def __call__(self, rgb, ir):
+            if len(self.calls) == self.warm + 1:  # the second batch after warm-up
+                self.calls.append(len(rgb))
+                raise RuntimeError("CUDA error: out of memory")
+            return super().__call__(rgb, ir)
+
+    engine = FailsSecond()
+    engine.warm = 10**6
+    runner = BatchRunner({"fused": Detector(engine, size=(32, 32))}, batch=8, wait_s=0.2)
+    engine.warm = len(engine.calls)
+    first = runner.submit("fused", torch.zeros(5, 3, 32, 32), torch.zeros(5, 1, 32, 32))
+    split = runner.submit("fused", torch.zeros(6, 3, 32, 32), torch.zeros(6, 1, 32, 32))  # 3 + 3 frames
+    assert len(first.result(timeout=30)) == 5
+    with pytest.raises(RuntimeError, match="out of memory"):
+        split.result(timeout=30)
+    after = runner.submit("fused", torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))
+    assert len(after.result(timeout=30)) == 2  # the runner goes on
+    runner.close()
+
+
 def test_runner_failure_fails_only_the_requests_in_that_batch():
     from trt.detector import Detector
 
