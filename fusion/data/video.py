@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # x264's output depends on how many threads encode: fixed, so one seed renders the same bytes on every machine
 # (left to FFmpeg it follows the core count; one core and two wrote different files here). 2 = the CI class.
 ENCODER_THREADS = 2
+# libavformat's AVFMT_NOTIMESTAMPS: raw elementary streams (.h264, .hevc, .mjpeg) whose frames carry no times
+AVFMT_NOTIMESTAMPS = 0x0080
 
 
 @functools.cache
@@ -119,6 +121,11 @@ class VideoReader:
             self._stream = self._container.streams.video[0]
         except (av.error.FFmpegError, IndexError, OSError) as exc:
             raise VideoError(f"{self.name}: cannot open as video ({exc})") from exc
+        fmt = self._container.format
+        if fmt.flags & AVFMT_NOTIMESTAMPS:  # frames would all come without pts: nothing to pair RGB and IR by
+            self._container.close()
+            raise VideoError(f"{self.name}: a raw {fmt.name} stream without a container has no frame times to pair "
+                             f"RGB and IR by; remux it first, e.g. ffmpeg -framerate 25 -i <file> -c copy <file>.mp4")
         self._stream.thread_type = "AUTO"
         if threads:
             self._stream.thread_count = threads

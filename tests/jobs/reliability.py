@@ -48,7 +48,8 @@ NOTES = """
   default `storage.*` retry policy (8 attempts, 1 s doubling to 30 s, about 90 s) rides both out.
 - *every bad input*: resolution change mid-stream (handled: processed in full), index-first MP4 truncated to 55 %,
   IR at 10 fps against RGB at 25 fps, IR 1 s shorter, IR clock starting 0.5 s late (handled: paired by each stream's
-  own start, with a warning row), a broken IR file beside a good RGB one (the row names the IR file), manifest ids
+  own start, with a warning row), a broken IR file beside a good RGB one (the row names the IR file), a raw H.264
+  stream without a container as RGB (no frame times: refused at planning, the row names it), manifest ids
   `../../../../escaped`, `../../x`, `cam=1`, `a/b` and a duplicate video_id (rows naming the manifest line).
   "Frames written / planned" counts the planned frames of the videos that could be read: the shortfall is exactly
   the unpaired frames the errors table reports.

@@ -67,6 +67,20 @@ def test_garbage_is_a_video_error_naming_the_source(tmp_path):
         VideoReader(str(bad))
 
 
+def test_a_raw_stream_without_a_container_is_a_video_error_saying_so(tmp_path):
+    import av
+
+    raw = tmp_path / "cam1.h264"
+    with av.open(str(raw), mode="w", format="h264") as c:  # an Annex-B elementary stream: frames have no times
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(5):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")))
+        c.mux(s.encode(None))
+    with pytest.raises(VideoError, match=r"cam1\.h264: a raw h264 stream .* remux"):
+        VideoReader.open(str(raw))
+
+
 def test_archive_pairs_have_same_frame_count_and_timestamps(tmp_path):
     manifest = write_archive(ArchiveSpec(out=str(tmp_path), clips=2, seconds=2.0, fps=25, seed=5))
     rows = list(csv.DictReader(open(manifest)))
