@@ -51,7 +51,7 @@ def decode_worker(args) -> int:
         ir = open_decoder(c.ir_uri, backend=backend, gray=True, device=device, pool=pool)
         tol = 0.5 / c.fps
         for _ in pair_frames(rgb.read(c.start_s, c.end_s, batch=batch), ir.read(c.start_s, c.end_s + tol, batch=batch),
-                             start=c.start_s, end=c.end_s, tol=tol, size=batch, counts=counts):
+                             start=c.start_s, end=c.end_s, tol=tol, fps=c.fps, size=batch, counts=counts):
             pass
         rgb.close()
         ir.close()

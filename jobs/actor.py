@@ -234,13 +234,17 @@ class ChunkDetector:
             "rgb_frames": counts.rgb, "ir_frames": counts.ir, "unpaired_rgb": counts.unpaired_rgb,
             "unpaired_ir": counts.unpaired_ir, "seconds": seconds, "t_end": time.time(),
             "modes": ",".join(f"{m}:{modes.count(m)}" for m in sorted(set(modes))),
-            "uri": chunk.ir_uri if partial and counts.rgb >= chunk.end - chunk.first else chunk.rgb_uri if partial
-            else "",
+            # the IR file when RGB frames found no IR partner; else the RGB file fell short of the plan or its frame
+            # times were at fault (a variable rate)
+            "uri": "" if not partial else chunk.ir_uri if counts.unpaired_rgb and not counts.out_of_order
+            else chunk.rgb_uri,
             "error_type": "PartialPair" if partial else "",
             "reason": (f"{counts.paired} of {chunk.end - chunk.first} frames paired: {counts.rgb} RGB and "
                        f"{counts.ir} IR frames decoded, {counts.unpaired_rgb} RGB without an IR partner, "
                        f"{counts.unpaired_ir} IR without an RGB partner"
-                       + (f", {counts.out_of_order} RGB frames with a repeated or backward timestamp dropped"
+                       + (f", {counts.out_of_order} RGB frames dropped whose time repeats, goes back or falls on the "
+                          f"previous frame's index at {chunk.fps:g} fps (a variable frame rate? remux at a constant "
+                          f"one: ffmpeg -i <file> -fps_mode cfr -r {chunk.fps:g} <file>.mp4)"
                           if counts.out_of_order else "")) if partial else ""}
 
     def _track(self, args: tuple, kw: dict) -> np.ndarray:
@@ -342,8 +346,8 @@ class ChunkDetector:
                 pieces = pair_frames(_stream(rgb_dec, start, end, batch, "RGB"),
                                      _stream(ir_dec, max(start - tol, 0.0), None if end is None else end + tol, batch,
                                              "IR"),
-                                     start=start, end=float("inf") if end is None else end, tol=tol, size=batch,
-                                     counts=counts)
+                                     start=start, end=float("inf") if end is None else end, tol=tol, fps=chunk.fps,
+                                     size=batch, counts=counts)
                 while True:
                     t0 = time.perf_counter()
                     piece = next(pieces, None)

@@ -40,7 +40,8 @@ class PairCounts:
     paired: int = 0
     unpaired_rgb: int = 0  # RGB frames with no IR frame within the tolerance
     unpaired_ir: int = 0  # IR frames inside the chunk that no RGB frame took
-    out_of_order: int = 0  # RGB frames whose timestamp does not advance (dropped: one row per frame index)
+    out_of_order: int = 0  # RGB frames whose frame index (time × fps, rounded) does not advance: dropped, so each
+    #   index has one row (a repeated or backward timestamp, or a variable frame rate faster than the nominal fps)
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,11 @@ class Piece:
 
 
 def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: float, end: float, tol: float,
-                size: int, counts: PairCounts) -> Iterator[Piece]:
+                fps: float, size: int, counts: PairCounts) -> Iterator[Piece]:
     """Pair each RGB frame with the nearest unused IR frame within `tol` seconds; yield pieces of ≤ `size` pairs
     of one shape. `ir` may cover a margin of `tol` around [start, end): only IR frames inside the window count
-    as unpaired."""
+    as unpaired. An RGB frame whose index round(t × `fps`) (the output tables' frame_idx) is not past the previous
+    frame's is dropped and counted in `counts.out_of_order`."""
     pending: deque[tuple[float, torch.Tensor]] = deque()
     ir_iter = iter(ir)
     ir_done = False
@@ -89,15 +91,15 @@ def pair_frames(rgb: Iterator[FrameBatch], ir: Iterator[FrameBatch], *, start: f
         buf.clear()
         return piece
 
-    last = -float("inf")
+    last = -1 << 62  # the previous kept frame's index
     for batch in rgb:
         nv12 = batch.nv12  # one stream, one layout
         for t, x in zip(batch.t.tolist(), batch.data, strict=True):
             counts.rgb += 1
-            if t <= last + 1e-6:
+            if round(t * fps) <= last:  # round: half to even, as np.rint in jobs.tables
                 counts.out_of_order += 1
                 continue
-            last = t
+            last = round(t * fps)
             pull_until(t)
             while pending and pending[0][0] < t - tol - 1e-9:
                 drop_ir(pending.popleft()[0])

@@ -103,18 +103,24 @@ def _frames(n: int, w: int, h: int, gray: bool, seed: int = 0):
 
 
 def write_raw(path: str, *, n: int, size: tuple[int, int], fps: int = 25, gray: bool = False, start_s: float = 0.0,
-              fmt: str | None = None, options: dict | None = None, frames=None) -> str:
-    """A test video: `n` moving-noise frames at `size` (W, H), first frame at `start_s` seconds."""
+              fmt: str | None = None, options: dict | None = None, frames=None, times_s=None) -> str:
+    """A test video: `n` moving-noise frames at `size` (W, H), first frame at `start_s` seconds; `times_s`: each
+    frame's own time instead (a variable frame rate), in milliseconds of the container's clock."""
     with av.open(path, mode="w", format=fmt, options=options or {}) as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height = size
         s.pix_fmt = "yuv420p"
-        s.time_base = Fraction(1, fps)
+        s.time_base = Fraction(1, fps if times_s is None else 1000)
+        if times_s is not None:  # the encoder's clock too, or frames closer than 1/fps collide in it
+            s.codec_context.time_base = Fraction(1, 1000)
         s.options = {"g": str(2 * fps), "keyint_min": str(2 * fps), "sc_threshold": "0"}
         offset = round(start_s * fps)
         for i, f in enumerate(frames if frames is not None else _frames(n, *size, gray)):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="gray" if f.ndim == 2 else "bgr24")
-            vf.pts = offset + i
+            if times_s is not None:
+                vf.pts, vf.time_base = round(times_s[i] * 1000), Fraction(1, 1000)
+            else:
+                vf.pts = offset + i
             c.mux(s.encode(vf))
         c.mux(s.encode(None))
     return path

@@ -49,7 +49,9 @@ NOTES = """
 - *every bad input*: resolution change mid-stream (handled: processed in full), index-first MP4 truncated to 55 %,
   IR at 10 fps against RGB at 25 fps, IR 1 s shorter, IR clock starting 0.5 s late (handled: paired by each stream's
   own start, with a warning row), a broken IR file beside a good RGB one (the row names the IR file), a raw H.264
-  stream without a container as RGB (no frame times: refused at planning, the row names it), manifest ids
+  stream without a container as RGB (no frame times: refused at planning, the row names it), a variable-rate pair
+  (30 fps, then 10 fps, in a header that says 17.8: frames that would repeat a frame index dropped and reported,
+  the row names the RGB file), manifest ids
   `../../../../escaped`, `../../x`, `cam=1`, `a/b` and a duplicate video_id (rows naming the manifest line).
   "Frames written / planned" counts the planned frames of the videos that could be read: the shortfall is exactly
   the unpaired frames the errors table reports.

@@ -23,9 +23,9 @@ def _stream(times, shape=(3, 4, 4), batch=4, value=None):
         yield FrameBatch(t, data)
 
 
-def _pair(rgb, ir, *, start=0.0, end=4.0, tol=0.02, size=8):
+def _pair(rgb, ir, *, start=0.0, end=4.0, tol=0.02, size=8, fps=25):
     counts = PairCounts()
-    pieces = list(pair_frames(rgb, ir, start=start, end=end, tol=tol, size=size, counts=counts))
+    pieces = list(pair_frames(rgb, ir, start=start, end=end, tol=tol, fps=fps, size=size, counts=counts))
     return pieces, counts
 
 
@@ -60,6 +60,18 @@ def test_nv12_pieces_keep_their_layout_and_the_frames_size():
     assert c.paired == 10 and all(p.nv12 and p.size == (4, 4) for p in pieces)  # 6 NV12 rows: 4 of luma
     rgb_pieces, _ = _pair(_stream(np.arange(10) / 25, shape=(3, 4, 4)), _stream(np.arange(10) / 25, shape=(1, 2, 2)))
     assert not any(p.nv12 for p in rgb_pieces) and rgb_pieces[0].size == (4, 4)
+
+
+def test_a_variable_frame_rate_keeps_one_frame_per_output_index():
+    # 30 fps for 1 s, then 10 fps for 2 s, in a file whose header says 17.75 fps (its average): faster than the
+    # nominal rate, two frames would share a frame_idx (the tables' key); the later one is dropped and counted.
+    times = np.r_[np.arange(30) / 30, 1 + np.arange(20) / 10]
+    fps = 50 / 2.817
+    pieces, c = _pair(_stream(times), _stream(times, shape=(1, 2, 2)), tol=0.5 / fps, fps=fps, size=64)
+    kept = np.concatenate([p.t for p in pieces])
+    idx = np.rint(kept * fps)
+    assert len(set(idx)) == len(idx) == c.paired and c.out_of_order == len(times) - c.paired > 0
+    assert set(np.rint(times * fps)) == set(idx)  # every index the stream has is kept once
 
 
 class _Echo:

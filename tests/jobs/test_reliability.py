@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import psutil
 import pyarrow.parquet as pq
 import pytest
@@ -129,6 +130,8 @@ def hostile(tmp_path_factory):
     rows.append(["good1", "camA", g_rgb, g_ir, t])  # duplicate video_id
     write_raw(str(root / "v" / "rawh264_rgb.h264"), n=50, size=(320, 256), fmt="h264")  # an NVR's export
     rows.append(["rawh264", "camA", "v/rawh264_rgb.h264", pair("rawh264")[1], t])
+    vfr = {"n": 50, "times_s": np.r_[np.arange(30) / 30, 1 + np.arange(20) / 10]}  # 30 fps, then 10 fps
+    rows.append(["vfr", "camA", *pair("vfr", rgb_kw=vfr, ir_kw=vfr), t])
     with open(root / "manifest.csv", "w", newline="") as f:
         csv.writer(f).writerows([["video_id", "camera_id", "rgb_uri", "ir_uri", "start_time"], *rows])
     # (video_id or manifest line, error_type, which file the row must name)
@@ -137,7 +140,8 @@ def hostile(tmp_path_factory):
         "irshort": ("PartialPair", "irshort_ir.mp4"), "irbroken": ("VideoError", "irbroken_ir.mp4"),
         "line 10": ("BadManifestRow", "manifest.csv"), "line 11": ("BadManifestRow", "manifest.csv"),
         "line 12": ("BadManifestRow", "manifest.csv"), "line 13": ("BadManifestRow", "manifest.csv"),
-        "line 14": ("BadManifestRow", "manifest.csv"), "rawh264": ("VideoError", "rawh264_rgb.h264")}
+        "line 14": ("BadManifestRow", "manifest.csv"), "rawh264": ("VideoError", "rawh264_rgb.h264"),
+        "vfr": ("PartialPair", "vfr_rgb.mp4")}
     return root, expected
 
 
