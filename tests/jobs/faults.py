@@ -105,7 +105,7 @@ def _frames(n: int, w: int, h: int, gray: bool, seed: int = 0):
 def write_raw(path: str, *, n: int, size: tuple[int, int], fps: int = 25, gray: bool = False, start_s: float = 0.0,
               fmt: str | None = None, options: dict | None = None, frames=None, times_s=None) -> str:
     """A test video: `n` moving-noise frames at `size` (W, H), first frame at `start_s` seconds; `times_s`: each
-    frame's own time instead (a variable frame rate), in milliseconds of the container's clock."""
+    frame's own time in seconds instead (a variable frame rate), stored on a millisecond clock."""
     with av.open(path, mode="w", format=fmt, options=options or {}) as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height = size
